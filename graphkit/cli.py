@@ -1,4 +1,4 @@
-"""The ``graphkit`` command line: ``graphkit fit``, ``graphkit datasets``."""
+"""The ``graphkit`` command line: ``graphkit fit``, ``graphkit bench``, ``graphkit datasets list|download|verify``."""
 from __future__ import annotations
 
 import ast
@@ -103,6 +103,69 @@ def fit_cmd(model: str, dataset: str, data_dir: Optional[str], epochs: Optional[
         click.echo(f"saved to {result.save(out)}")
 
 
+@main.command("bench")
+@click.option("--models", "-m", default=None, help="Comma-separated model names, e.g. lightgcn,ultragcn.")
+@click.option("--datasets", "-d", "datasets_", default=None,
+              help="Comma-separated dataset names or folders, e.g. gowalla,ml-1m or cora,ogbn-arxiv.")
+@click.option("--seeds", default="1", show_default=True, help="A count (3 = seeds 0,1,2) or a list (0,5,7).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Hyper-parameter override for every run; MODEL.KEY=VALUE for one model. Repeatable.")
+@click.option("--out", default="runs/bench", show_default=True,
+              help="Output folder: runs/*.json, results.csv, leaderboard.md, plots/.")
+@click.option("--data-dir", default=None, help="Folder with dataset files (default: $GRAPHKIT_DATA).")
+@click.option("--epochs", type=int, default=None, help="Cap the number of epochs of every run.")
+@click.option("--max-time", type=float, default=None, help="Training-time budget per run, in seconds.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads per run.")
+@click.option("--timeout", type=float, default=None, help="Kill a run after this many seconds (recorded as failed).")
+@click.option("--compare", type=click.Choice(["paper"]), default=None,
+              help="Print the published numbers next to ours, with the difference.")
+@click.option("--no-isolate", is_flag=True, help="Run every cell in this process instead of its own subprocess.")
+@click.option("--skip-failed", is_flag=True, help="Do not re-run cells recorded as failed.")
+@click.option("--no-plots", is_flag=True, help="Do not write plots.")
+@click.option("--report-only", is_flag=True, help="Only rebuild the tables and plots from the records in --out.")
+def bench_cmd(models: Optional[str], datasets_: Optional[str], seeds: str, assignments: Sequence[str], out: str,
+              data_dir: Optional[str], epochs: Optional[int], max_time: Optional[float], device: Optional[str],
+              threads: Optional[int], timeout: Optional[float], compare: Optional[str], no_isolate: bool,
+              skip_failed: bool, no_plots: bool, report_only: bool) -> None:
+    """Run every (model, dataset, seed) with the presets on the standardized splits.
+
+    Examples:
+
+      graphkit bench --models lightgcn,ultragcn --datasets gowalla,ml-1m --seeds 3
+
+      graphkit bench --models dagnn,gcn --datasets cora,citeseer --seeds 5 --compare paper
+
+    One JSON record per run goes to OUT/runs/ (metrics, split fingerprint, seed,
+    hyper-parameters, package versions, device, wall time, peak memory, history).
+    Re-running the same command skips finished runs; failed runs are recorded with their
+    traceback and re-run next time. OUT gets results.csv, leaderboard.md and plots/.
+    """
+    from . import bench
+
+    if report_only:
+        records = bench.load_records(out)
+        if not records:
+            raise ConfigError(f"no run records in {Path(out) / 'runs'}")
+        bench.report(records, out, plots=not no_plots, compare=compare, echo=click.echo)
+        return
+    if not models or not datasets_:
+        from .datasets import available
+        from .models import available_models
+
+        raise ConfigError("--models and --datasets are required. Models: " + ", ".join(available_models())
+                          + ". Datasets: " + ", ".join(d.name for d in available() if not d.name.startswith("ogbg")))
+    fit_options: Dict[str, Any] = {}
+    for key, value in (("epochs", epochs), ("max_time", max_time), ("device", device), ("num_threads", threads)):
+        if value is not None:
+            fit_options[key] = value
+    res = bench.run_bench(models, datasets_, seeds, out, overrides=parse_assignments(assignments), data_dir=data_dir,
+                          fit_options=fit_options, isolate=not no_isolate, timeout=timeout,
+                          rerun_failed=not skip_failed, plots=not no_plots, compare=compare, echo=click.echo)
+    if any(r.get("status") != "ok" for r in res["records"]):
+        sys.exit(1)
+
+
 @main.group("datasets")
 def datasets_group() -> None:
     """List, download and verify datasets."""
@@ -123,6 +186,54 @@ def datasets_list(as_json: bool) -> None:
             click.echo(f"{row.get('name', ''):<20} {row.get('task', '')}")
         else:
             click.echo(str(row))
+
+
+@datasets_group.command("download")
+@click.argument("name")
+@click.option("--data-dir", default=None, help="Target data folder (default: $GRAPHKIT_DATA, else the cache).")
+def datasets_download(name: str, data_dir: Optional[str]) -> None:
+    """Download dataset NAME from its official URLs (sha256-checked) unless already present.
+
+    Manifest datasets (gowalla, ml-1m, cora, ...) are fetched file by file and checked
+    against the manifest; other ogbn-*/ogbg-* datasets are fetched by the ogb package.
+    """
+    from . import datasets
+    from .datasets._manifest import canonical_name, load_manifest
+
+    manifest = load_manifest(canonical_name(name))
+    if manifest is not None and any(f.urls for f in manifest.files):
+        paths = datasets.ensure_files(manifest, data_dir, download=True)
+        for fname, path in sorted(paths.items()):
+            click.echo(f"{path}")
+        click.echo(f"{manifest.name}: {len(paths)} file(s) present and checksum-verified")
+        return
+    ds = datasets.load(name, root=data_dir)
+    click.echo(f"{name}: {ds!r}")
+
+
+@datasets_group.command("verify")
+@click.argument("name")
+@click.option("--data-dir", default=None, help="Data folder (default: $GRAPHKIT_DATA).")
+def datasets_verify(name: str, data_dir: Optional[str]) -> None:
+    """Check the sha256 of dataset NAME's local files against its manifest (exit 1 on any mismatch)."""
+    from . import datasets
+    from .datasets._manifest import canonical_name, load_manifest
+
+    results = datasets.verify(name, data_dir)
+    manifest = load_manifest(canonical_name(name))
+    bad = 0
+    for path, ok in results.items():
+        if ok:
+            status = "ok"
+        elif not Path(path).is_file():
+            status, bad = "MISSING", bad + 1
+        else:
+            status, bad = "CHECKSUM MISMATCH", bad + 1
+        click.echo(f"{status:<18} {path}")
+    label = manifest.name if manifest else name
+    click.echo(f"{label}: {len(results) - bad}/{len(results)} file(s) verified")
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,3 +112,25 @@ def test_non_finite_loss_names_epoch_and_batch(monkeypatch):
     monkeypatch.setattr(graphkit.LightGCN, "loss", lambda self, u, p, n: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(TrainingError, match="epoch 1, batch 0"):
         graphkit.fit("lightgcn", ds, embedding_dim=4, **FAST)
+
+
+def test_model_argument_named_like_a_training_option_is_an_error():
+    """A constructor argument that is also a trainer option (here ``seed``) would silently take the
+    other's value; split_hparams refuses such a model instead of routing the name to one side."""
+    from graphkit.exceptions import ConfigError
+    from graphkit.training.hparams import split_hparams
+    from graphkit.training.node import NodeTrainConfig
+
+    class Clashing:
+        def __init__(self, in_channels: int, num_classes: int, hidden: int = 8, seed: int = 0, **extra):
+            pass
+
+    with pytest.raises(ConfigError, match="'seed'.*training option of NodeTrainConfig.*rename"):
+        split_hparams(Clashing, NodeTrainConfig, {"hidden": 4}, data_args=("in_channels", "num_classes"))
+
+    class Fine:
+        def __init__(self, in_channels: int, num_classes: int, hidden: int = 8, **extra):
+            pass
+
+    assert split_hparams(Fine, NodeTrainConfig, {"hidden": 4, "lr": 0.1},
+                         data_args=("in_channels", "num_classes")) == ({"hidden": 4}, {"lr": 0.1})

@@ -46,6 +46,7 @@ __all__ = [
     "load_planetoid",
     "load_ogb_node",
     "load_ogb_graph",
+    "load_ogb_folder",
     "read_lightgcn_file",
     "read_planetoid",
     "holdout_validation",
@@ -127,6 +128,47 @@ def load_recommendation(
     return load_lightgcn_folder(folder, name=key, val_ratio=val_ratio, seed=seed, manifest=manifest, paths=paths)
 
 
+OGB_META_FILE = "meta_dict.json"
+
+
+def load_ogb_folder(folder: PathLike, **kwargs: Any) -> Any:
+    """Load a custom dataset stored in ogb's own layout, described by ``<folder>/meta_dict.json``.
+
+    ``meta_dict.json`` holds ogb's ``meta_dict`` (``"num tasks"``, ``"task type"``,
+    ``"eval metric"``, ``"num classes"``, ``"split"``, ``"version"``, ...) plus a ``"name"``
+    starting with ``ogbn-`` (node property) or ``ogbg-`` (graph property).  ``dir_path``
+    defaults to the folder itself.  ogb's own loader reads the files; OGB's Evaluator
+    computes the metric named by ``"eval metric"``.
+
+    Args:
+        folder: the dataset folder (``raw/``, ``split/<split>/``, ``RELEASE_v<version>.txt``,
+            ``meta_dict.json``).
+        **kwargs: options of :func:`load_ogb_node` / :func:`load_ogb_graph` (``to_undirected``, ...).
+
+    Raises:
+        DataFormatError: ``meta_dict.json`` is not a JSON object with a valid ``name``.
+    """
+    import json
+
+    from ..exceptions import DataFormatError
+
+    folder = Path(folder).expanduser()
+    path = folder / OGB_META_FILE
+    try:
+        md = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataFormatError(f"not readable JSON ({exc})", path=path) from None
+    if not isinstance(md, dict):
+        raise DataFormatError("expected a JSON object (ogb's meta_dict)", path=path, got=type(md).__name__)
+    name = md.pop("name", None)
+    if not isinstance(name, str) or not name.startswith(("ogbn-", "ogbg-")):
+        raise DataFormatError("field 'name' must start with 'ogbn-' or 'ogbg-'", path=path,
+                              expected="e.g. \"ogbn-mygraph\"", got=name)
+    md["dir_path"] = str((folder / md["dir_path"]) if md.get("dir_path") else folder)
+    loader = load_ogb_node if name.startswith("ogbn-") else load_ogb_graph
+    return _call(loader, (name,), {"meta_dict": md, **kwargs}, f"OGB folder {folder}")
+
+
 def _call(loader: Callable[..., Any], args: tuple, kwargs: Dict[str, Any], what: str) -> Any:
     """Call ``loader`` after checking that ``kwargs`` are parameters it accepts."""
     params = inspect.signature(loader).parameters
@@ -146,7 +188,8 @@ def load(name_or_path: Union[str, os.PathLike], root: Optional[PathLike] = None,
     Args:
         name_or_path: a name from :func:`available` (case-insensitive, ``_`` and ``-``
             interchangeable), any ``ogbn-*``/``ogbg-*`` name known to ogb, or the path of
-            a folder holding ``train.txt``/``test.txt`` (LightGCN format).
+            a folder holding ``train.txt``/``test.txt`` (LightGCN format), or the path of a
+            custom dataset in ogb's own layout with a ``meta_dict.json`` (:func:`load_ogb_folder`).
         root: data folder (default :func:`graphkit.utils.data_dir`, i.e. ``$GRAPHKIT_DATA``).
         **kwargs: options of the specific loader:
 
@@ -175,6 +218,8 @@ def load(name_or_path: Union[str, os.PathLike], root: Optional[PathLike] = None,
         folder = Path(name_or_path).expanduser()
         if not folder.is_dir():
             raise DataNotFoundError(f"dataset folder {folder} does not exist")
+        if (folder / OGB_META_FILE).is_file():
+            return load_ogb_folder(folder, **kwargs)
         return _call(load_lightgcn_folder, (folder,), kwargs, f"LightGCN folder {folder}")
     if not isinstance(name_or_path, str):
         raise ConfigError(f"name_or_path must be a str or a path, got {type(name_or_path).__name__}")

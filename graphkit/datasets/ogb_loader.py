@@ -54,6 +54,8 @@ __all__ = [
     "load_ogb",
     "load_ogb_node",
     "load_ogb_graph",
+    "ogb_node_evaluator",
+    "ogb_node_metrics",
 ]
 
 
@@ -514,6 +516,65 @@ def load_ogb_node(
         fingerprint=node_split_fingerprint(train_idx, val_idx, test_idx, y),
         meta=meta,
     )
+
+
+def ogb_node_evaluator(dataset: Any) -> Any:
+    """OGB's ``ogb.nodeproppred.Evaluator`` for an OGB node dataset, or ``None`` for other datasets.
+
+    Known datasets (``ogbn-arxiv``, ...) get ``Evaluator(name)``.  A custom dataset loaded
+    with ``meta_dict`` gets an Evaluator whose ``eval_metric`` and ``num_tasks`` come from
+    its ``meta_dict`` (ogb's constructor only accepts names from its own ``master.csv``);
+    the metric computation is ogb's own either way.
+
+    Args:
+        dataset: a :class:`NodeDataset` (``meta["format"] == "ogb"`` for OGB datasets).
+    """
+    from ogb.nodeproppred import Evaluator
+
+    meta = getattr(dataset, "meta", None) or {}
+    if meta.get("format") != "ogb":
+        return None
+    if meta.get("evaluator"):
+        return Evaluator(meta["evaluator"])
+    metric = meta.get("eval_metric")
+    if metric not in ("acc", "rocauc"):
+        raise ConfigError(f"OGB dataset {getattr(dataset, 'name', '?')!r}: meta_dict 'eval metric' must be "
+                          f"'acc' or 'rocauc' for ogb's node Evaluator, got {metric!r}")
+    ev = Evaluator.__new__(Evaluator)
+    ev.name = getattr(dataset, "name", "custom")
+    ev.num_tasks = int(meta.get("num_tasks", 1))
+    ev.eval_metric = metric
+    return ev
+
+
+def ogb_node_metrics(dataset: Any, logits: torch.Tensor, idx: torch.Tensor, prefix: str = "ogb_") -> Dict[str, float]:
+    """Metrics of OGB's Evaluator on nodes ``idx`` (``{}`` for non-OGB datasets).
+
+    Args:
+        dataset: the :class:`NodeDataset` the logits belong to.
+        logits: class scores of the ``idx`` nodes, ``[len(idx), C]``, row ``i`` for node ``idx[i]``.
+        idx: node indices to evaluate (e.g. ``dataset.test_idx``).
+        prefix: prepended to ogb's metric name (``"acc"`` -> ``"ogb_acc"``).
+
+    Returns:
+        ``{"ogb_acc": ...}`` (or ``ogb_rocauc``) as computed by ``Evaluator.eval``.
+    """
+    ev = ogb_node_evaluator(dataset)
+    if ev is None or len(idx) == 0:
+        return {}
+    idx = idx.cpu()
+    scores = logits.detach().cpu()
+    if scores.shape[0] != len(idx):
+        raise ConfigError(f"ogb_node_metrics: {scores.shape[0]} rows of scores for {len(idx)} nodes")
+    y_true = dataset.y.cpu()[idx]
+    if ev.eval_metric == "acc":
+        y_true = y_true.reshape(len(idx), -1)
+        y_pred = scores.argmax(dim=-1, keepdim=True)
+    else:  # rocauc: one score per task
+        y_true = y_true.reshape(len(idx), -1)
+        y_pred = scores.reshape(len(idx), -1)
+    out = ev.eval({"y_true": y_true.numpy(), "y_pred": y_pred.numpy()})
+    return {prefix + k: float(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------- graph datasets

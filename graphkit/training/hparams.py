@@ -26,14 +26,24 @@ def split_hparams(
         extra_options: further accepted names handled by the caller (listed in the error only).
 
     Returns:
-        ``(model_kwargs, train_kwargs)``; a name in both goes to the model.
+        ``(model_kwargs, train_kwargs)``.
 
     Raises:
-        ConfigError: an unknown name, listing the valid ones.
+        ConfigError: an unknown name, listing the valid ones; or a model whose constructor
+            takes a name that is also a training option (``seed``, ``lr``, ...): such a name
+            would silently go to one of them, so the model must rename it.
     """
     skip = {"self", *data_args}
-    init_names = [n for n in inspect.signature(cls.__init__).parameters if n not in skip]
+    init_names = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+                  if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     train_names = [f.name for f in dataclasses.fields(config_cls)]
+    clash = sorted(set(init_names) & set(train_names))
+    if clash:
+        raise ConfigError(
+            f"{cls.__name__}.__init__ takes {', '.join(map(repr, clash))}, which "
+            f"{'is a training option' if len(clash) == 1 else 'are training options'} of {config_cls.__name__}; "
+            "rename the model argument (e.g. 'pretext_seed' instead of 'seed')"
+        )
     model_kw: Dict[str, Any] = {}
     train_kw: Dict[str, Any] = {}
     for key, value in hparams.items():

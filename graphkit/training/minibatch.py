@@ -402,6 +402,10 @@ class MiniBatchTrainer:
         y_test = y[test_idx].cpu()
         metrics = {"accuracy": test_acc,
                    "macro_f1": macro_f1(pred, y_test, num_classes=int(ds.num_classes)) if len(test_idx) else float("nan")}
+        if len(test_idx):
+            from ..datasets.ogb_loader import ogb_node_metrics
+
+            metrics.update(ogb_node_metrics(ds, F.one_hot(pred.long(), int(ds.num_classes)).float(), test_idx.cpu()))
         split = ds.split_record() if hasattr(ds, "split_record") else {"dataset": getattr(ds, "name", None)}
         record = {
             "task": "node",

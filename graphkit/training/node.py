@@ -219,6 +219,7 @@ class NodeClassificationTrainer:
         import pandas as pd
         from tqdm.auto import tqdm
 
+        from ..datasets.ogb_loader import ogb_node_metrics
         from ..metrics import accuracy, macro_f1
 
         cfg, ds = self.cfg, self.dataset
@@ -278,6 +279,7 @@ class NodeClassificationTrainer:
             "accuracy": accuracy(logits[test_cpu], y_cpu[test_cpu]),
             "macro_f1": macro_f1(logits[test_cpu], y_cpu[test_cpu], num_classes=int(ds.num_classes)),
         }
+        metrics.update(ogb_node_metrics(ds, logits[test_cpu], test_cpu))  # OGB datasets: ogb's Evaluator too
         split = ds.split_record() if hasattr(ds, "split_record") else {"dataset": getattr(ds, "name", None)}
         record = {
             "task": "node",
