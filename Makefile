@@ -6,7 +6,7 @@ PY ?= python3
 GRAPHKIT_DATA ?= $(shell if [ -d ../shared/datasets ]; then cd ../shared/datasets && pwd; fi)
 export GRAPHKIT_DATA
 
-.PHONY: install install-test demo demo-full test test-slow bench
+.PHONY: install install-test demo demo-full test test-slow bench docs
 
 # torch first: a CPU build pinned to 2.13.0 when no torch is present (a bare `torch`
 # requirement would pull a multi-GB CUDA build); an existing torch is kept.
@@ -33,3 +33,9 @@ test-slow: install-test
 bench: install
 	$(PY) benchmarks/bench_lightgcn_step.py --threads 2
 	$(PY) benchmarks/bench_eval.py
+
+# The documentation site (mkdocs + material + mkdocstrings), strict: a broken reference fails the build.
+docs:
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict

@@ -15,8 +15,10 @@ from .exceptions import ConfigError, GraphkitError
 def parse_assignments(pairs: Sequence[str]) -> Dict[str, Any]:
     """Turn ``["lr=1e-3", "ks=[10,20]", "optimizer=adam"]`` into a dict of Python values.
 
-    Values are read as Python literals (numbers, lists, booleans, None); anything
-    else stays a string.
+    Args:
+        pairs: ``key=value`` strings (``--set`` options). Values are read as Python
+            literals (numbers, lists, booleans, None); anything else stays a string.
+            ``-`` in keys becomes ``_``.
     """
     out: Dict[str, Any] = {}
     for pair in pairs:

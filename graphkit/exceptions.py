@@ -50,6 +50,14 @@ class DataFormatError(DatasetError, ValueError):
 
     The message names the file, the line (1-based) and the field when they are
     known, plus what was expected and what was found.
+
+    Args:
+        message: what is wrong.
+        path: the file (kept as ``.path``).
+        line: the 1-based line number (``.line``).
+        field: the column or field name (``.field``).
+        expected: what the format requires (``.expected``).
+        got: what was found (``.got``).
     """
 
     def __init__(

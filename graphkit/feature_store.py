@@ -133,14 +133,17 @@ class FeatureStore:
 
     @property
     def num_rows(self) -> int:
+        """Number of rows of the table."""
         return int(self.shape[0])
 
     @property
     def row_shape(self) -> Tuple[int, ...]:
+        """Shape of one row (``shape[1:]``)."""
         return tuple(self.shape[1:])
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
         return self._closed
 
     def __len__(self) -> int:
@@ -311,7 +314,14 @@ class MemMapStore(FeatureStore):
 
     @classmethod
     def from_tensor(cls, path: PathLike, table: Any, chunk_rows: int = 1 << 16, device: Any = "cpu") -> "MemMapStore":
-        """Write an in-memory table (tensor or array) to ``path`` and open it."""
+        """Write an in-memory table (tensor or array) to ``path`` and open it.
+
+        Args:
+            path: the file to write (atomically).
+            table: the table ``[N, ...]``, a tensor or a numpy array.
+            chunk_rows: rows written per block.
+            device: where gathered rows are returned.
+        """
         arr = table.detach().cpu() if isinstance(table, torch.Tensor) else np.asarray(table)
         n = int(arr.shape[0])
         return cls.create(path, tuple(arr.shape), arr.dtype, (arr[s: s + chunk_rows] for s in range(0, n, chunk_rows)),
@@ -414,6 +424,12 @@ def gather_rows_simulated(table: Any, indices: Any, threads_per_block: int = 64,
     a fresh process).  The same kernel, launch geometry and alignment arithmetic as
     :class:`ZeroCopyStore`, with numpy arrays standing in for device memory.  Returns
     ``table[indices]`` as a CPU tensor.
+
+    Args:
+        table: the host table ``[N, ...]`` (tensor or array).
+        indices: row ids of any shape.
+        threads_per_block: CUDA threads per block of the simulated launch (a multiple of 32).
+        max_blocks: upper bound on the number of blocks of the simulated launch.
     """
     import numba
 
@@ -665,7 +681,22 @@ class ZeroCopyStore(FeatureStore):
 
 def open_store(kind: str, table: Any = None, *, path: Optional[PathLike] = None, device: Any = None) -> FeatureStore:
     """Build a store by name: ``"memory"``, ``"memmap"`` (writes ``table`` to ``path`` unless
-    ``path`` already holds a table and ``table`` is None) or ``"zerocopy"``."""
+    ``path`` already holds a table and ``table`` is None) or ``"zerocopy"``.
+
+    Args:
+        kind: ``"memory"`` (:class:`InMemoryStore`), ``"memmap"`` (:class:`MemMapStore`) or
+            ``"zerocopy"`` (:class:`ZeroCopyStore`); case, ``-`` and ``_`` are ignored.
+        table: the feature table (``[N, ...]`` tensor or array); ``None`` opens an existing
+            memmap file at ``path``.
+        path: the file of a ``"memmap"`` store (required for that kind).
+        device: where gathered rows are returned (default: the store's own default).
+
+    Returns:
+        The :class:`FeatureStore`.
+
+    Raises:
+        ConfigError: an unknown ``kind``, or ``"memmap"`` without ``path``.
+    """
     kind = kind.lower().replace("-", "").replace("_", "")
     if kind in ("memory", "inmemory"):
         return InMemoryStore(table, device=device)

@@ -105,6 +105,11 @@ def csr_gather(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> Tup
 
     Returns ``(pos, seg)`` where ``indices[pos]`` are the neighbours of the given
     rows concatenated in order and ``seg[j]`` is the index into ``rows`` of entry ``j``.
+
+    Args:
+        indptr: CSR row pointer, int64 ``[N + 1]``.
+        indices: CSR column indices, int64 ``[E]`` (only its length matters here).
+        rows: the rows to gather, int64 ``[R]`` (repeats allowed).
     """
     starts = indptr[rows]
     counts = indptr[rows + 1] - starts
@@ -356,7 +361,14 @@ class Graph:
         *,
         coalesce: bool = True,
     ) -> "Graph":
-        """Build from a PyG-style ``edge_index`` of shape [2, E] (source row, target row)."""
+        """Build from a PyG-style ``edge_index`` of shape [2, E] (source row, target row).
+
+        Args:
+            edge_index: integer ``[2, E]`` array or tensor.
+            num_nodes: number of nodes; defaults to ``max id + 1``.
+            edge_weight: optional weights, one per edge.
+            coalesce: merge duplicate edges (weights are summed) and sort each row.
+        """
         ei = _to_numpy(edge_index, "edge_index")
         if ei.ndim != 2 or ei.shape[0] != 2:
             raise GraphError(f"edge_index must have shape [2, E], got {tuple(ei.shape)}")
@@ -365,7 +377,13 @@ class Graph:
     @classmethod
     def from_scipy(cls, mat: sp.spmatrix, *, num_users: Optional[int] = None, num_items: Optional[int] = None) -> "Graph":
         """Build from a square scipy.sparse matrix (stored values become edge weights
-        unless they are all 1)."""
+        unless they are all 1).
+
+        Args:
+            mat: a square ``scipy.sparse`` matrix (any format).
+            num_users: optional bipartite partition: nodes ``0..num_users-1`` are users.
+            num_items: optional bipartite partition: the next ``num_items`` nodes are items.
+        """
         if not sp.issparse(mat):
             raise GraphError(f"from_scipy expects a scipy.sparse matrix, got {type(mat).__name__}")
         if mat.shape[0] != mat.shape[1]:
@@ -662,7 +680,12 @@ class Graph:
         return adj
 
     def adjacency_t(self, norm: Optional[str] = None, self_loops: bool = False) -> torch.Tensor:
-        """The CSR transpose of :meth:`adjacency` (the same tensor when the result is symmetric)."""
+        """The CSR transpose of :meth:`adjacency` (the same tensor when the result is symmetric).
+
+        Args:
+            norm: as in :meth:`adjacency`.
+            self_loops: as in :meth:`adjacency`.
+        """
         key = ("adj_t", norm, bool(self_loops), self.device)
         if key not in self._cache:
             adj = self.adjacency(norm, self_loops)
@@ -673,7 +696,13 @@ class Graph:
         return self._cache[key]
 
     def spmm(self, x: torch.Tensor, norm: Optional[str] = "sym", self_loops: bool = False) -> torch.Tensor:
-        """``A_norm @ x`` with autograd; symmetric matrices reuse their CSR in backward."""
+        """``A_norm @ x`` with autograd; symmetric matrices reuse their CSR in backward.
+
+        Args:
+            x: dense ``[N, d]`` tensor on the graph's device.
+            norm: ``None``, ``"sym"`` or ``"rw"``, as in :meth:`adjacency`.
+            self_loops: add the identity before normalizing (GCN's ``Â``).
+        """
         adj = self.adjacency(norm, self_loops)
         adj_t = self.adjacency_t(norm, self_loops)
         return spmm(adj, x, symmetric=adj_t is adj, adj_t=adj_t)

@@ -536,6 +536,18 @@ def sample_neighbors(graph: Graph, seeds: Any, fanouts: Sequence[int], *, seed: 
     Hop ``h`` samples, for every node first reached at hop ``h-1`` (the seeds for hop 1),
     ``fanouts[h-1]`` distinct out-neighbours uniformly without replacement, or all of them
     when the node has at most that many (``-1``: always all).  See :class:`SampledBatch`.
+
+    Args:
+        graph: the graph; row ``v`` of its CSR lists the neighbours sampled for ``v``.
+        seeds: the seed node ids (tensor, array or list).
+        fanouts: neighbours per hop, e.g. ``[15, 10, 5]`` (``-1``: all neighbours).
+        seed: base seed of every neighbour draw.
+        epoch: the epoch number, mixed into every draw (same seed and epoch, same sample).
+        num_threads: threads for the sampling kernels (default ``numba.get_num_threads()``).
+        backend: ``"threads"`` (default) or ``"prange"``; see the module docstring.
+
+    Returns:
+        A :class:`SampledBatch`.
     """
     indptr, indices = _csr_numpy(graph)
     seeds_np = _as_nodes(seeds, graph.num_nodes)
@@ -552,6 +564,16 @@ def shard_batches(num_items: int, batch_size: int, *, shuffle: bool = True, seed
     ``shuffle``), the same on every rank, so ranks together cover exactly the global batches
     a single process would see (shard ``r`` of a batch is ``batch[r::world_size]``).  Every
     rank gets the same number of batches (a shard may be empty for a short last batch).
+
+    Args:
+        num_items: number of positions to split.
+        batch_size: size of a global batch (all ranks together).
+        shuffle: permute the positions (seeded by ``(seed, epoch)``) before batching.
+        seed: base seed of the permutation.
+        epoch: the epoch number, mixed into the permutation's seed.
+        rank: this process's rank, ``0 <= rank < world_size``.
+        world_size: number of processes.
+        drop_last: drop the last incomplete global batch.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -656,7 +678,17 @@ class NeighborSampler:
 # --------------------------------------------------------------------------- LargeGT tokens
 def sample_tokens(graph: Graph, nodes: Any, num_tokens: int, *, seed: int = 0, epoch: int = 0,
                   num_threads: Optional[int] = None, backend: str = "threads") -> torch.Tensor:
-    """LargeGT token ids ``[len(nodes), num_tokens]`` (one-off form of :class:`LargeGTTokenSampler`)."""
+    """LargeGT token ids ``[len(nodes), num_tokens]`` (one-off form of :class:`LargeGTTokenSampler`).
+
+    Args:
+        graph: the graph.
+        nodes: the nodes to build sequences for.
+        num_tokens: sequence length ``K`` (column 0 is the node itself).
+        seed: base seed of the draws.
+        epoch: the epoch number, mixed into every draw.
+        num_threads: threads for the sampling kernels (default ``numba.get_num_threads()``).
+        backend: ``"threads"`` (default) or ``"prange"``; see the module docstring.
+    """
     return LargeGTTokenSampler(graph, num_tokens, seed=seed, num_threads=num_threads, backend=backend).sample(
         nodes, epoch=epoch)
 
@@ -712,7 +744,12 @@ class LargeGTTokenSampler:
         self.backend = _check_backend(backend)
 
     def sample(self, nodes: Any, epoch: int = 0) -> torch.Tensor:
-        """Token node ids, int64 ``[len(nodes), K]``; column 0 is the node itself."""
+        """Token node ids, int64 ``[len(nodes), K]``; column 0 is the node itself.
+
+        Args:
+            nodes: the nodes to build sequences for.
+            epoch: the epoch, mixed into every draw (the trainer samples once, at epoch 0).
+        """
         arr = _as_nodes(nodes, self.graph.num_nodes, "nodes")
         out = np.empty((arr.shape[0], self.num_tokens), dtype=np.int64)
         key = _base_key(self.seed, epoch, 0x70CE)

@@ -34,6 +34,13 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
 
     A crash or exception inside the block leaves ``path`` untouched and removes the
     temporary file, so readers never see a half-written file.
+
+    Args:
+        path: the final file name.
+        mode: the ``open`` mode of the temporary file (``"wb"`` or ``"w"``).
+
+    Yields:
+        The open temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +58,12 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in chunks.
+
+    Args:
+        path: the file.
+        chunk: bytes read at a time.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
@@ -65,6 +77,10 @@ def fingerprint_arrays(*arrays: Any, names: Optional[Sequence[str]] = None) -> s
     The hash covers each array's dtype-normalised (int64 / float64) little-endian
     bytes and its shape, so the same split gives the same fingerprint on every
     machine.  Returns the first 16 hex digits of the sha256.
+
+    Args:
+        *arrays: the arrays to hash, in order.
+        names: optional names, one per array, hashed with them.
     """
     h = hashlib.sha256()
     for i, arr in enumerate(arrays):
@@ -79,7 +95,11 @@ def fingerprint_arrays(*arrays: Any, names: Optional[Sequence[str]] = None) -> s
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """Seed Python, NumPy and torch; return a fresh NumPy ``Generator`` for the caller."""
+    """Seed Python, NumPy and torch; return a fresh NumPy ``Generator`` for the caller.
+
+    Args:
+        seed: the seed.
+    """
     import torch
 
     random.seed(seed)
@@ -102,7 +122,11 @@ def package_versions() -> Dict[str, Optional[str]]:
 
 
 def device_description(device: Any = None) -> str:
-    """A human-readable description of the device a run used (CPU model/threads or GPU name)."""
+    """A human-readable description of the device a run used (CPU model/threads or GPU name).
+
+    Args:
+        device: the device (``None``: the CPU).
+    """
     import torch
 
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -113,7 +137,11 @@ def device_description(device: Any = None) -> str:
 
 
 def environment_record(device: Any = None) -> Dict[str, Any]:
-    """The part of every result record that says what software and hardware produced it."""
+    """The part of every result record that says what software and hardware produced it.
+
+    Args:
+        device: the device the run used (``None``: the CPU).
+    """
     return {"versions": package_versions(), "device": device_description(device)}
 
 

@@ -109,7 +109,12 @@ class CategoricalFeatures:
                      num_values: Optional[Sequence[int]] = None) -> "CategoricalFeatures":
         """Build from parallel arrays ``(node, field, value)`` (any order; duplicates merged).
 
-        ``num_values`` defaults to ``max value + 1`` per field.
+        Args:
+            node: node id of every entry.
+            field: field id of every entry.
+            value: value id (within its field) of every entry.
+            num_nodes: number of nodes N (nodes without an entry have no values).
+            num_values: values per field; defaults to ``max value + 1`` per field.
         """
         n = np.asarray(node, dtype=np.int64).reshape(-1)
         f = np.asarray(field, dtype=np.int64).reshape(-1)
@@ -163,14 +168,17 @@ class CategoricalFeatures:
     # ------------------------------------------------------------------ properties
     @property
     def num_nodes(self) -> int:
+        """Number of nodes N."""
         return int(self.indptr.numel() - 1)
 
     @property
     def num_fields(self) -> int:
+        """Number of categorical fields."""
         return len(self.num_values)
 
     @property
     def num_entries(self) -> int:
+        """Number of stored (node, field, value) entries."""
         return int(self.field.numel())
 
     @property
@@ -180,6 +188,7 @@ class CategoricalFeatures:
 
     @property
     def device(self) -> torch.device:
+        """The device of the index tensors."""
         return self.indptr.device
 
     @property
@@ -211,6 +220,11 @@ class CategoricalFeatures:
 
     # ------------------------------------------------------------------ conversions
     def to(self, device: Any) -> "CategoricalFeatures":
+        """A copy on ``device`` (``self`` when already there).
+
+        Args:
+            device: the target device.
+        """
         device = torch.device(device)
         if device == self.device:
             return self
@@ -236,7 +250,11 @@ class CategoricalFeatures:
         return self._cache["inc"], self._cache["inc_t"]
 
     def multi_hot(self, sparse: bool = False) -> torch.Tensor:
-        """The ``[N, num_embeddings]`` 0/1 indicator matrix (dense, or ``torch.sparse_csr``)."""
+        """The ``[N, num_embeddings]`` 0/1 indicator matrix (dense, or ``torch.sparse_csr``).
+
+        Args:
+            sparse: return a ``torch.sparse_csr`` tensor instead of a dense one.
+        """
         vals = torch.ones(self.num_entries, device=self.device)
         if sparse:
             from ..graph import _csr_tensor
@@ -287,7 +305,11 @@ class CatGCNData(NodeDataset):
 def categorical_from_node_dataset(ds: NodeDataset) -> CatGCNData:
     """A Planetoid-style :class:`NodeDataset` with its binary features turned into one
     multi-valued categorical field (each non-zero feature column is a value); the split,
-    labels, graph and ``x`` are kept."""
+    labels, graph and ``x`` are kept.
+
+    Args:
+        ds: a :class:`NodeDataset` with features ``x``.
+    """
     if ds.x is None:
         raise ConfigError(f"{ds.name} has no node features to turn into a categorical field")
     cat = CategoricalFeatures.from_multi_hot(ds.x)
@@ -494,7 +516,16 @@ def load_catgcn(
 
 
 def save_catgcn(data: CatGCNData, folder: PathLike, *, write_split: bool = True) -> Path:
-    """Write ``data`` in the :func:`load_catgcn` layout (each undirected edge once)."""
+    """Write ``data`` in the :func:`load_catgcn` layout (each undirected edge once).
+
+    Args:
+        data: the dataset (needs ``data.categorical``).
+        folder: the output folder (created if needed).
+        write_split: also write ``user_split.csv`` with the dataset's split.
+
+    Returns:
+        The folder.
+    """
     from ..utils import atomic_write
 
     folder = Path(folder)
@@ -558,6 +589,20 @@ def make_categorical_graph(
     joins two nodes of the same class with probability ``homophily`` (so the edge
     homophily is about ``homophily + (1 - homophily) * 0``) and ``avg_degree`` is the mean
     degree.  The split is random over all nodes (``train_ratio``, ``val_ratio``, rest test).
+
+    Args:
+        num_nodes: number of nodes.
+        num_fields: number of categorical fields (fields 2.. are distractors).
+        values_per_field: values of every field.
+        homophily: probability that an edge joins two nodes of the same class.
+        interaction_strength: ``s`` above, in ``[0, 1]``.
+        seed: seed of every random choice (values, latent vectors, edges, split).
+        num_classes: number of classes.
+        avg_degree: mean node degree.
+        latent_dim: dimension ``d`` of the latent value vectors.
+        label_noise: fraction of labels redrawn uniformly.
+        train_ratio: fraction of nodes in the training split.
+        val_ratio: fraction of nodes in the validation split.
 
     Returns:
         A :class:`CatGCNData` named ``"synthetic-categorical"``; ``meta`` holds the generator

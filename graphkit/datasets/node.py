@@ -17,7 +17,14 @@ __all__ = ["NodeDataset", "node_split_fingerprint"]
 
 def node_split_fingerprint(train_idx: Any, val_idx: Any, test_idx: Any, y: Any) -> str:
     """Fingerprint of a node split: :func:`graphkit.utils.fingerprint_arrays` over the train,
-    validation and test index arrays and the label vector."""
+    validation and test index arrays and the label vector.
+
+    Args:
+        train_idx: training node indices.
+        val_idx: validation node indices.
+        test_idx: test node indices.
+        y: the label vector.
+    """
     return fingerprint_arrays(train_idx, val_idx, test_idx, y, names=["train_idx", "val_idx", "test_idx", "y"])
 
 

@@ -135,7 +135,13 @@ class NodeModel(nn.Module):
         """
 
     def forward(self, x: Any, graph: Graph) -> torch.Tensor:  # type: ignore[override]
-        """Class logits ``[N, C]`` (log-probabilities are fine too) of every node."""
+        """Class logits ``[N, C]`` (log-probabilities are fine too) of every node.
+
+        Args:
+            x: node inputs, as returned by :meth:`node_inputs` (features ``[N, F]``, dense or
+                ``torch.sparse_csr`` when :attr:`sparse_input` is set).
+            graph: the graph.
+        """
         raise NotImplementedError
 
     def auxiliary_loss(self) -> "torch.Tensor | None":
@@ -153,7 +159,11 @@ class NodeModel(nn.Module):
         return dataset.x
 
     def parameter_groups(self, weight_decay: float) -> Any:
-        """Optimizer parameter groups; by default weight decay applies to every parameter."""
+        """Optimizer parameter groups; by default weight decay applies to every parameter.
+
+        Args:
+            weight_decay: the configured weight decay.
+        """
         return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
 
     def hparams(self) -> Dict[str, Any]:

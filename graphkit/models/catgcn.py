@@ -217,7 +217,11 @@ class CatGCN(NodeModel):
 
     def local_interaction(self, cat: CategoricalFeatures) -> torch.Tensor:
         """:math:`h^L` before its MLP: bi-interaction pooling of each node's value
-        embeddings, ``[N, d]`` (computed as two sparse products with the embedding table)."""
+        embeddings, ``[N, d]`` (computed as two sparse products with the embedding table).
+
+        Args:
+            cat: the nodes' categorical features.
+        """
         table = self.embedding.weight
         s = self._node_sums(table, cat)
         sq = self._node_sums(table * table, cat)
@@ -230,6 +234,9 @@ class CatGCN(NodeModel):
         Uses :func:`feature_graph_conv`'s closed form with ``W`` applied to the embedding
         table first (``(\hat{A}_i E) W = (\sum_k e_k W + (\gamma-1) e_j W) / (m_i-1+\gamma)``), so
         no ``d x d`` product runs per (node, value) entry.
+
+        Args:
+            cat: the nodes' categorical features.
         """
         table = self.embedding.weight
         lin = self.feature_conv
@@ -247,7 +254,11 @@ class CatGCN(NodeModel):
         return F.dropout(pooled, self.dropout, self.training)
 
     def interaction(self, cat: CategoricalFeatures) -> torch.Tensor:
-        """Per-node class scores ``[N, C]`` from the categorical features alone."""
+        """Per-node class scores ``[N, C]`` from the categorical features alone.
+
+        Args:
+            cat: the nodes' categorical features.
+        """
         beta = 1.0 if not self.local else 0.0 if not self.global_ else self.balance
         out = None
         if beta > 0:
@@ -259,7 +270,12 @@ class CatGCN(NodeModel):
         return out
 
     def aggregate(self, h: torch.Tensor, graph: Graph) -> torch.Tensor:
-        """K steps of parameter-free neighbourhood aggregation."""
+        """K steps of parameter-free neighbourhood aggregation.
+
+        Args:
+            h: per-node scores ``[N, C]`` (the output of :meth:`interaction`).
+            graph: the graph.
+        """
         if self.propagation == "gcn":
             for _ in range(self.num_hops):
                 h = graph.spmm(h, norm="sym", self_loops=True)
@@ -270,6 +286,12 @@ class CatGCN(NodeModel):
         return out
 
     def forward(self, x: CategoricalFeatures, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+        """Class scores ``[N, C]``: :meth:`interaction`, then :meth:`aggregate`.
+
+        Args:
+            x: the nodes' :class:`~graphkit.datasets.catgcn.CategoricalFeatures`.
+            graph: the graph.
+        """
         if not isinstance(x, CategoricalFeatures):
             raise ConfigError(f"CatGCN expects CategoricalFeatures as x, got {type(x).__name__}")
         if x.num_nodes != graph.num_nodes:
@@ -324,6 +346,12 @@ class FieldSumGCN(NodeModel):
         return categorical_inputs(dataset)
 
     def forward(self, x: CategoricalFeatures, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+        """Class scores ``[N, C]``: a two-layer GCN on the summed value embeddings.
+
+        Args:
+            x: the nodes' :class:`~graphkit.datasets.catgcn.CategoricalFeatures`.
+            graph: the graph.
+        """
         h = self.embedding(x.global_index, x.indptr[:-1])
         h = F.dropout(h, self.dropout, self.training)
         h = F.relu(self.conv1(h, graph))

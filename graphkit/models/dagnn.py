@@ -56,7 +56,12 @@ class AdaptivePropagation(nn.Module):
                 self.bias.uniform_(-bound, bound)
 
     def propagate(self, z: torch.Tensor, graph: Graph) -> torch.Tensor:
-        """The stack ``[N, K+1, C]`` of :math:`\\hat{A}^\\ell Z`, hop 0 first."""
+        """The stack ``[N, K+1, C]`` of :math:`\\hat{A}^\\ell Z`, hop 0 first.
+
+        Args:
+            z: the representation to propagate, ``[N, C]``.
+            graph: the graph.
+        """
         hops: List[torch.Tensor] = [z]
         h = z
         for _ in range(self.K):
@@ -65,13 +70,23 @@ class AdaptivePropagation(nn.Module):
         return torch.stack(hops, dim=1)
 
     def scores(self, stack: torch.Tensor) -> torch.Tensor:
-        """Retainment scores :math:`\\sigma(S q + b)`, ``[N, K+1]``."""
+        """Retainment scores :math:`\\sigma(S q + b)`, ``[N, K+1]``.
+
+        Args:
+            stack: the ``[N, K+1, C]`` output of :meth:`propagate`.
+        """
         logits = torch.matmul(stack, self.weight)
         if self.bias is not None:
             logits = logits + self.bias
         return torch.sigmoid(logits)
 
     def forward(self, z: torch.Tensor, graph: Graph) -> torch.Tensor:
+        """:math:`\\sum_\\ell s_{:,\\ell} \\odot H_\\ell`, ``[N, C]``.
+
+        Args:
+            z: the representation to propagate, ``[N, C]``.
+            graph: the graph.
+        """
         stack = self.propagate(z, graph)
         s = self.scores(stack)
         return torch.bmm(s.unsqueeze(1), stack).squeeze(1)  # sum_l s_l * H_l
@@ -154,19 +169,34 @@ class DAGNN(NodeModel):
         self.prop.reset_parameters()
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """The transformation ``Z = MLP(X)`` (class logits before propagation)."""
+        """The transformation ``Z = MLP(X)`` (class logits before propagation).
+
+        Args:
+            x: node features ``[N, F]``, dense or ``torch.sparse_csr``.
+        """
         h = sparse_dropout(x, self.dropout, self.training)
         h = F.relu(linear(h, self.lin1))
         h = F.dropout(h, self.dropout, self.training)
         return self.lin2(h)
 
     def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+        """Log-probabilities ``[N, C]``.
+
+        Args:
+            x: node features ``[N, F]``, dense or ``torch.sparse_csr``.
+            graph: the graph.
+        """
         z = self.mlp(x)
         return F.log_softmax(self.prop(z, graph), dim=-1)
 
     @torch.no_grad()
     def retainment_scores(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:
-        """Eval-mode retainment scores ``[N, K+1]`` (how much of each hop every node keeps)."""
+        """Eval-mode retainment scores ``[N, K+1]`` (how much of each hop every node keeps).
+
+        Args:
+            x: node features ``[N, F]``.
+            graph: the graph.
+        """
         was = self.training
         self.eval()
         try:

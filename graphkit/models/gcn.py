@@ -42,7 +42,13 @@ def _transpose_plan(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.
 
 def sparse_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Dropout for dense or ``torch.sparse_csr`` tensors (for CSR only the stored values
-    are dropped, which is the same distribution as dense dropout: zeros stay zero)."""
+    are dropped, which is the same distribution as dense dropout: zeros stay zero).
+
+    Args:
+        x: a dense or ``torch.sparse_csr`` tensor.
+        p: drop probability.
+        training: apply dropout only when ``True`` (otherwise ``x`` is returned unchanged).
+    """
     if not training or p == 0.0:
         return x
     if x.layout == torch.sparse_csr:
@@ -101,6 +107,12 @@ class GCNConv(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:
+        """``Â (x W) + b``.
+
+        Args:
+            x: node features ``[N, in_channels]``, dense or ``torch.sparse_csr``.
+            graph: the graph.
+        """
         h = linear(x, self.lin)  # X W first: propagation then runs on the narrower matrix
         out = graph.spmm(h, norm="sym", self_loops=self.self_loops)
         if self.bias is not None:
@@ -179,6 +191,11 @@ class GCN(NodeModel):
             conv.reset_parameters()
 
     def parameter_groups(self, weight_decay: float) -> List[Dict[str, Any]]:
+        """Weight decay on the first layer only (Kipf & Welling's setup).
+
+        Args:
+            weight_decay: the configured weight decay.
+        """
         first = list(self.convs[0].parameters())
         rest = [p for conv in self.convs[1:] for p in conv.parameters()]
         groups = [{"params": first, "weight_decay": weight_decay}]
@@ -190,6 +207,10 @@ class GCN(NodeModel):
         """Hidden node representations: the output of all but the last convolution (after ReLU).
 
         With ``num_layers == 1`` this is ``x`` itself.
+
+        Args:
+            x: node features ``[N, F]``.
+            graph: the graph.
         """
         h = x
         for conv in self.convs[:-1]:
@@ -198,6 +219,12 @@ class GCN(NodeModel):
         return h
 
     def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+        """Class logits ``[N, C]``; keeps the hidden representation in ``last_hidden``.
+
+        Args:
+            x: node features ``[N, F]``, dense or ``torch.sparse_csr``.
+            graph: the graph.
+        """
         h = self.embed(x, graph)
         self.last_hidden = h if self.num_layers > 1 else None
         h = sparse_dropout(h, self.dropout, self.training)

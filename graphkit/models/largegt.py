@@ -54,6 +54,11 @@ def hop_features(graph: Graph, x: torch.Tensor, num_hops: int = 2) -> torch.Tens
     ``Â = D̃^{-1/2}(A + I)D̃^{-1/2}`` (GCN normalisation, :meth:`Graph.spmm` with
     ``norm="sym", self_loops=True``).  Computed once before training; a large table can be
     written to a :class:`~graphkit.feature_store.MemMapStore` and served from there.
+
+    Args:
+        graph: the graph (:class:`~graphkit.graph.Graph`).
+        x: node features ``[N, F]``.
+        num_hops: the largest power of ``Â`` (2 in the paper).
     """
     if x.dim() != 2 or x.shape[0] != graph.num_nodes:
         raise GraphError(f"x must have shape [{graph.num_nodes}, F], got {tuple(x.shape)}")
@@ -154,13 +159,19 @@ class EMAKMeansCodebook(nn.Module):
         self.track_nodes(num_nodes)
 
     def reset_parameters(self) -> None:
+        """Centroids from ``N(0, I)``, EMA counts 1, EMA sums equal to the centroids."""
         with torch.no_grad():
             self.centroids.normal_()
             self.ema_count.fill_(1.0)
             self.ema_sum.copy_(self.centroids)
 
     def track_nodes(self, num_nodes: int, generator: Optional[torch.Generator] = None) -> None:
-        """Start tracking ``num_nodes`` graph nodes, each assigned to a random centroid."""
+        """Start tracking ``num_nodes`` graph nodes, each assigned to a random centroid.
+
+        Args:
+            num_nodes: number of graph nodes.
+            generator: torch generator of the random initial assignment.
+        """
         dev = self.centroids.device
         if num_nodes <= 0:
             self.assignment = torch.zeros(0, dtype=torch.long, device=dev)
@@ -189,7 +200,12 @@ class EMAKMeansCodebook(nn.Module):
 
     @torch.no_grad()
     def update(self, z: torch.Tensor, node_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One EMA k-means step on the batch ``z`` ``[B, dim]``; returns the assignments."""
+        """One EMA k-means step on the batch ``z`` ``[B, dim]``; returns the assignments.
+
+        Args:
+            z: the batch vectors ``[B, dim]``.
+            node_ids: global ids of the batch nodes, to update their tracked assignment.
+        """
         z = z.detach().to(self.centroids.dtype)
         a = self.assign(z)
         n = torch.bincount(a, minlength=self.num_centroids).to(z.dtype)
@@ -226,6 +242,7 @@ class EMAKMeansCodebook(nn.Module):
         self.assignment[ids] = new
 
     def extra_repr(self) -> str:
+        """Sizes and decay, for ``repr``."""
         return f"num_centroids={self.num_centroids}, dim={self.dim}, decay={self.decay}, tracked_nodes={self.assignment.numel()}"
 
 
@@ -421,23 +438,46 @@ class LargeGT(NodeModel):
 
     # ------------------------------------------------------------------ mini-batch hooks
     def feature_table(self, graph: Graph, x: torch.Tensor) -> torch.Tensor:
-        """The table the feature store should hold: :func:`hop_features` of ``x`` ``[N, (hops+1)·F]``."""
+        """The table the feature store should hold: :func:`hop_features` of ``x`` ``[N, (hops+1)·F]``.
+
+        Args:
+            graph: the graph.
+            x: node features ``[N, F]``.
+        """
         return hop_features(graph, x, self.num_hops)
 
     def make_sampler(self, graph: Graph, seed: int = 0) -> Any:
-        """The token sampler of this model (:class:`graphkit.sampling.LargeGTTokenSampler`)."""
+        """The token sampler of this model (:class:`graphkit.sampling.LargeGTTokenSampler`).
+
+        Args:
+            graph: the graph to sample from.
+            seed: base seed of the token draws.
+        """
         from ..sampling import LargeGTTokenSampler
 
         return LargeGTTokenSampler(graph, self.num_tokens, seed=seed)
 
     def batch_args(self, store: Any, token_ids: torch.Tensor, nodes: torch.Tensor, device: Any,
                    epoch: int = 0) -> tuple:
-        """``model(*batch_args(...))`` inputs: token sequences gathered from ``store`` and node ids."""
+        """``model(*batch_args(...))`` inputs: token sequences gathered from ``store`` and node ids.
+
+        Args:
+            store: the feature store holding :meth:`feature_table`.
+            token_ids: sampled token ids ``[B, K]`` (from :meth:`make_sampler`).
+            nodes: global ids of the batch nodes ``[B]``.
+            device: where the model runs.
+            epoch: the epoch (unused; part of the trainer's hook signature).
+        """
         tokens = token_sequences(store, token_ids, self.num_hops).to(device, non_blocking=True)
         return tokens, None, nodes.to(device)
 
     # ------------------------------------------------------------------ forward
     def local_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The local branch: token MLP, transformer layers and attention readout, ``[B, h]``.
+
+        Args:
+            tokens: token sequences ``[B, T, F]``.
+        """
         h = self.final_norm(self.encoder(self.token_mlp(tokens)))
         h0, rest = h[:, :1], h[:, 1:]
         if rest.shape[1] == 0:
@@ -447,6 +487,14 @@ class LargeGT(NodeModel):
         return h0.squeeze(1) + (alpha * rest).sum(1)
 
     def global_forward(self, x_nodes: torch.Tensor, node_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The global branch: attention of each node over the codebook centroids, ``[B, h]``.
+
+        In training mode the codebook also takes one EMA k-means step on the batch queries.
+
+        Args:
+            x_nodes: the batch nodes' own features ``[B, F]`` (token 0 of each sequence).
+            node_ids: global ids of the batch nodes (tracked assignments).
+        """
         q_in = self.query_proj(self.node_mlp(x_nodes))  # [B, global_dim]
         z = F.layer_norm(q_in, (self.global_dim,))
         cb = self.codebook
@@ -467,6 +515,10 @@ class LargeGT(NodeModel):
         """Logits ``[B, C]`` from token sequences ``[B, (num_hops+1)·K, F]`` (:func:`token_sequences`).
 
         ``node_ids`` (global ids of the batch nodes) let the codebook track assignments.
+
+        Args:
+            tokens: token sequences ``[B, T, F]``.
+            node_ids: global ids of the batch nodes.
         """
         if tokens.dim() != 3 or tokens.shape[-1] != self.in_channels:
             raise ConfigError(f"tokens must be [B, T, {self.in_channels}], got {tuple(tokens.shape)}")
@@ -480,7 +532,14 @@ class LargeGT(NodeModel):
     def forward(self, x: torch.Tensor, graph: Optional[Graph] = None,  # type: ignore[override]
                 node_ids: Optional[torch.Tensor] = None, chunk_size: int = 1024) -> torch.Tensor:
         """Token sequences ``[B, T, F]`` → logits ``[B, C]``; or node features ``[N, F]`` with
-        ``graph`` → logits ``[N, C]`` for every node (sequences drawn with ``token_seed``)."""
+        ``graph`` → logits ``[N, C]`` for every node (sequences drawn with ``token_seed``).
+
+        Args:
+            x: token sequences ``[B, T, F]``, or node features ``[N, F]``.
+            graph: the graph (needed with node features).
+            node_ids: global ids of the batch nodes (token-sequence input).
+            chunk_size: nodes per chunk when running every node.
+        """
         if x.dim() == 3:
             return self.forward_tokens(x, node_ids)
         if graph is None:

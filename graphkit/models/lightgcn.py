@@ -145,7 +145,12 @@ class LightGCN(RecommenderModel):
 
     # ------------------------------------------------------------------ data
     def prepare(self, train: sp.csr_matrix, graph: Graph) -> None:
-        """Keep the bipartite training graph and warm its normalized adjacency cache."""
+        """Keep the bipartite training graph and warm its normalized adjacency cache.
+
+        Args:
+            train: the ``[U, I]`` training matrix (unused: the graph holds the same edges).
+            graph: the bipartite training graph (``dataset.graph()``).
+        """
         if not graph.is_bipartite or graph.num_users != self.num_users or graph.num_items != self.num_items:
             raise GraphError(
                 f"LightGCN({self.num_users} users, {self.num_items} items) needs a bipartite graph of the same "
@@ -166,7 +171,11 @@ class LightGCN(RecommenderModel):
 
     # ------------------------------------------------------------------ propagation
     def propagate(self, graph: Optional[Graph] = None) -> torch.Tensor:
-        """Final embeddings of all U + I nodes: Σ_k α_k Â^k E⁽⁰⁾ (differentiable)."""
+        """Final embeddings of all U + I nodes: Σ_k α_k Â^k E⁽⁰⁾ (differentiable).
+
+        Args:
+            graph: the graph to propagate on (default: the one given to :meth:`prepare`).
+        """
         g = self._require_graph() if graph is None else graph
         h = self.embedding.weight
         out = h * self.layer_weights[0]
@@ -200,11 +209,23 @@ class LightGCN(RecommenderModel):
 
     # ------------------------------------------------------------------ training
     def loss(self, users: torch.Tensor, pos_items: torch.Tensor, neg_items: torch.Tensor) -> torch.Tensor:
-        """BPR loss of a batch plus λ·½‖ego embeddings‖² / B (see the class docstring)."""
+        """BPR loss of a batch plus λ·½‖ego embeddings‖² / B (see the class docstring).
+
+        Args:
+            users: user ids, int64 ``[B]``.
+            pos_items: one positive item per user, int64 ``[B]``.
+            neg_items: negative items, int64 ``[B]`` or ``[B, n]``.
+        """
         return self.loss_terms(users, pos_items, neg_items)["total"]
 
     def loss_terms(self, users: torch.Tensor, pos_items: torch.Tensor, neg_items: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """``{"bpr", "reg", "total"}`` for a batch; ``neg_items`` is [B] or [B, n]."""
+        """``{"bpr", "reg", "total"}`` for a batch; ``neg_items`` is [B] or [B, n].
+
+        Args:
+            users: user ids, int64 ``[B]``.
+            pos_items: one positive item per user, int64 ``[B]``.
+            neg_items: negative items, int64 ``[B]`` or ``[B, n]``.
+        """
         self._require_graph()
         if neg_items.dim() == 1:
             neg_items = neg_items.unsqueeze(1)

@@ -576,7 +576,12 @@ class UltraGCN(RecommenderModel):
 
     # ------------------------------------------------------------------ inference
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        """Differentiable scores ``e_u · e_i`` of aligned (user, item) pairs [B]."""
+        """Differentiable scores ``e_u · e_i`` of aligned (user, item) pairs [B].
+
+        Args:
+            users: user ids, int64 ``[B]``.
+            items: item ids, int64 ``[B]``.
+        """
         return (self.user_embedding(users) * self.item_embedding(items)).sum(-1)
 
     @torch.no_grad()

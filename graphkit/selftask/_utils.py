@@ -136,6 +136,14 @@ def label_propagation(graph: Graph, train_idx: Any, y_train: Any, num_classes: i
     ``F ← α S F + (1 − α) Y`` with ``S = D^-1/2 A D^-1/2`` (undirected, no self-loops) and
     ``Y`` the one-hot training labels, ``num_iters`` times.
 
+    Args:
+        graph: the graph (read as undirected, unweighted).
+        train_idx: the training nodes.
+        y_train: their labels, ``0 .. num_classes - 1``.
+        num_classes: number of classes C.
+        alpha: weight of the propagated scores against the training labels.
+        num_iters: number of propagation steps.
+
     Returns:
         Row-stochastic class scores float64 ``[N, C]``; training rows are their one-hot
         labels, rows the propagation never reached are uniform.
@@ -190,6 +198,15 @@ def iterative_classification(graph: Graph, x: Any, train_idx: Any, y_train: Any,
     distribution of its neighbours" (training nodes contribute their one-hot label, others
     the current prediction) and a logistic regression on ``[features, relational]`` is
     refitted on the training nodes and predicts every node.
+
+    Args:
+        graph: the graph (read as undirected, unweighted).
+        x: node features ``[N, F]``.
+        train_idx: the training nodes.
+        y_train: their labels, ``0 .. num_classes - 1``.
+        num_classes: number of classes C.
+        num_iters: number of relational rounds.
+        reg: L2 regularisation strength of the logistic regressions.
 
     Returns:
         Class probabilities float64 ``[N, C]`` (training rows one-hot).

@@ -72,16 +72,32 @@ class PretextTask:
 
     def prepare_dataset(self, dataset: Any, rng: Optional[np.random.Generator] = None,
                         x: Optional[torch.Tensor] = None) -> "PretextTask":
-        """:meth:`prepare` from a :class:`~graphkit.datasets.NodeDataset` (reads ``y[train_idx]`` only)."""
+        """:meth:`prepare` from a :class:`~graphkit.datasets.NodeDataset` (reads ``y[train_idx]`` only).
+
+        Args:
+            dataset: the node dataset (graph, features, split, labels).
+            rng: NumPy generator for every random choice (default: seed 0).
+            x: features to use instead of ``dataset.x`` (e.g. row-normalised ones).
+        """
         tr = dataset.train_idx
         return self.prepare(dataset.graph, dataset.x if x is None else x, tr, dataset.y[tr], dataset.num_classes, rng)
 
     def head(self, hidden_dim: int, num_classes: int) -> nn.Module:
-        """The task's head on ``hidden_dim``-wide node representations."""
+        """The task's head on ``hidden_dim``-wide node representations.
+
+        Args:
+            hidden_dim: width of the backbone's hidden representation.
+            num_classes: number of classes C (label-based tasks predict per-class targets).
+        """
         raise NotImplementedError
 
     def loss(self, hidden: torch.Tensor, head: nn.Module) -> torch.Tensor:
-        """The self-supervised loss of one step from the hidden node representations ``[N, h]``."""
+        """The self-supervised loss of one step from the hidden node representations ``[N, h]``.
+
+        Args:
+            hidden: the backbone's hidden node representations ``[N, h]``.
+            head: the module built by :meth:`head`.
+        """
         raise NotImplementedError
 
     def train_graph(self, graph: Graph) -> Graph:
@@ -93,7 +109,12 @@ class PretextTask:
         return x
 
     def refresh(self, probs: torch.Tensor, hidden: Optional[torch.Tensor]) -> None:
-        """Rebuild targets from the model's class probabilities ``[N, C]`` and hidden ``[N, h]``."""
+        """Rebuild targets from the model's class probabilities ``[N, C]`` and hidden ``[N, h]``.
+
+        Args:
+            probs: the current model's class probabilities ``[N, C]``.
+            hidden: its hidden node representations ``[N, h]`` (may be ``None``).
+        """
 
     def config(self) -> Dict[str, Any]:
         """The task's hyper-parameters (for result records)."""

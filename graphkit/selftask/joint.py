@@ -143,7 +143,11 @@ class SSLJointModel(NodeModel):
         return groups
 
     def prepare(self, dataset: Any) -> None:
-        """Prepare the backbone (if it needs it) and the pretext targets (reads ``y[train_idx]`` only)."""
+        """Prepare the backbone (if it needs it) and the pretext targets (reads ``y[train_idx]`` only).
+
+        Args:
+            dataset: the node dataset.
+        """
         self.backbone.prepare(dataset)
         seed = self.pretext_seed
         if seed is None:
@@ -154,6 +158,15 @@ class SSLJointModel(NodeModel):
         self._steps = 0
 
     def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+        """The backbone's logits ``[N, C]``; keeps its hidden representation for the pretext loss.
+
+        In training mode the backbone sees the pretext task's training graph and features,
+        and prediction-based targets are refreshed every ``refresh_every`` steps.
+
+        Args:
+            x: node features ``[N, F]``.
+            graph: the graph.
+        """
         if self.training and self.lam > 0:
             if not self.pretext.prepared:
                 raise ConfigError("SSLJointModel: call prepare(dataset) before training")
@@ -169,7 +182,12 @@ class SSLJointModel(NodeModel):
 
     @torch.no_grad()
     def refresh(self, x: torch.Tensor, graph: Graph) -> None:
-        """Rebuild prediction-based targets from an eval-mode forward on the full graph."""
+        """Rebuild prediction-based targets from an eval-mode forward on the full graph.
+
+        Args:
+            x: node features ``[N, F]``.
+            graph: the full graph.
+        """
         was = self.backbone.training
         self.backbone.eval()
         try:

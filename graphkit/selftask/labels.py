@@ -155,7 +155,13 @@ class EnsembleLabel(ContextLabel):
     iterative-classification probabilities and — after each :meth:`refresh` — the current
     model's class probabilities (weight ``model_weight`` relative to 1 for the others).
 
-    Attributes: as :class:`ContextLabel`.
+    Args:
+        k: context radius in hops.
+        model_weight: weight of the model's predictions in the ensemble (the label
+            propagation and iterative classification scores weigh 1 each).
+        **kw: further :class:`ContextLabel` options (``soft``).
+
+    After ``prepare`` it holds the same attributes as :class:`ContextLabel`.
     """
 
     name = "ensemble_label"
@@ -194,8 +200,15 @@ class CorrectedLabel(EnsembleLabel):
     and on the model's hidden representations at every :meth:`refresh`.  The loss is
     ``(1 − beta) · L(original context labels) + beta · L(corrected context labels)``.
 
-    Attributes: as :class:`ContextLabel`, plus ``corrected`` int64 [N] and
-    ``corrected_targets`` float32 [N, C], ``corrected_has_context`` bool [N].
+    Args:
+        k: context radius in hops.
+        model_weight: weight of the model's predictions in the ensemble.
+        num_prototypes: prototypes per class.
+        beta: weight of the loss on the corrected context labels.
+        **kw: further :class:`ContextLabel` options (``soft``).
+
+    After ``prepare`` it holds the attributes of :class:`ContextLabel`, plus ``corrected``
+    int64 [N] and ``corrected_targets`` float32 [N, C], ``corrected_has_context`` bool [N].
     """
 
     name = "corrected_label"

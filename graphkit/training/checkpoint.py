@@ -210,6 +210,10 @@ def restore_rng_state(tensors: Mapping[str, torch.Tensor], js: Mapping[str, Any]
     """Restore what :func:`capture_rng_state` captured (CUDA states only where the same
     number of devices is visible).
 
+    Args:
+        tensors: the checkpoint's tensors (the ``rng/...`` entries are used).
+        js: the checkpoint's JSON metadata (the RNG scalars).
+
     Raises:
         CheckpointError: the stored RNG state is malformed (a forged or corrupted checkpoint).
     """
@@ -345,6 +349,9 @@ def read_checkpoint_meta(path: PathLike) -> Dict[str, Any]:
     read from the file header without loading any tensor (and so without verifying the
     sha256; :func:`load_checkpoint` verifies).
 
+    Args:
+        path: the checkpoint file.
+
     Raises:
         CheckpointError: a missing, unreadable or foreign file.
     """
@@ -355,6 +362,9 @@ def read_checkpoint_meta(path: PathLike) -> Dict[str, Any]:
 
 def load_checkpoint(path: PathLike) -> Checkpoint:
     """Read and verify a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: the checkpoint file.
 
     Raises:
         CheckpointError: a missing file, a file that is not a graphkit checkpoint (a
@@ -389,7 +399,13 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
 
 # ----------------------------------------------------------------------------- helpers
 def compare_fields(saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str]) -> List[str]:
-    """``["name: checkpoint X, now Y", ...]`` for every key whose JSON form differs."""
+    """``["name: checkpoint X, now Y", ...]`` for every key whose JSON form differs.
+
+    Args:
+        saved: the values stored in the checkpoint.
+        current: the values of the run being resumed.
+        keys: the keys to compare.
+    """
     from .result import _jsonable
 
     out = []
@@ -438,6 +454,10 @@ def remove_stale_temporaries(folder: PathLike, names: Sequence[str]) -> List[Pat
     ``names`` when its process was killed mid-write (``.<name>.<random>.tmp``).
 
     Only call while holding :func:`checkpoint_dir_lock`.  Returns the files removed.
+
+    Args:
+        folder: the checkpoint folder.
+        names: the file names whose temporaries to remove.
     """
     folder = Path(folder)
     removed = []

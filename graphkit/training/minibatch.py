@@ -269,7 +269,14 @@ class MiniBatchTrainer:
     @torch.no_grad()
     def evaluate(self, nodes: torch.Tensor, sampler: Any, epoch: int = 0,
                  return_predictions: bool = False) -> Tuple[float, float, Optional[torch.Tensor]]:
-        """(mean loss, accuracy, predictions in ``nodes`` order or None) over ``nodes``, all ranks."""
+        """(mean loss, accuracy, predictions in ``nodes`` order or None) over ``nodes``, all ranks.
+
+        Args:
+            nodes: the nodes to evaluate.
+            sampler: the model's sampler (``model.make_sampler``).
+            epoch: the epoch whose samples to use.
+            return_predictions: also return the predicted classes.
+        """
         self.model.eval()
         y = self.dataset.y
         bs = self.cfg.eval_batch_size or self.cfg.batch_size
@@ -456,6 +463,16 @@ def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: boo
     Same arguments as :func:`graphkit.training.node.fit_node`; training options are
     :class:`MiniBatchTrainConfig` fields, and ``store`` passes a ready feature store.
     Under ``torchrun`` the process group is joined first (:func:`init_distributed`).
+
+    Args:
+        model: a mini-batch model class, its registered name, or a built instance.
+        dataset: a dataset name (with ``split``/``split_seed`` in ``hparams``) or a loaded
+            node dataset.
+        data_dir: where dataset files live (default ``$GRAPHKIT_DATA``).
+        preset: start from the model's preset for this dataset.
+        seed: random seed of the run.
+        store: a ready feature store (default: built from ``feature_store``).
+        **hparams: model hyper-parameters and :class:`MiniBatchTrainConfig` fields.
     """
     from . import _resolve_model
     from .node import _load_node_dataset
@@ -497,6 +514,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     Options: ``--model NAME`` (registered, e.g. ``largegt``), ``--dataset NAME``,
     ``--seed N``, ``--set key=value`` (repeatable; values parsed as JSON when possible),
     ``--out DIR`` (rank 0 saves the result there).
+
+    Args:
+        argv: the command-line arguments (default ``sys.argv[1:]``).
     """
     import argparse
     import json

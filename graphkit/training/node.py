@@ -102,7 +102,11 @@ class NodeTrainConfig:
 
 
 def row_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Each row divided by its sum (rows summing to zero stay zero)."""
+    """Each row divided by its sum (rows summing to zero stay zero).
+
+    Args:
+        x: dense features ``[N, F]``.
+    """
     s = x.sum(dim=1, keepdim=True)
     return torch.where(s != 0, x / torch.where(s != 0, s, torch.ones_like(s)), torch.zeros_like(x))
 
@@ -118,7 +122,12 @@ def _better(select: str, val_loss: float, val_acc: float, best: Tuple[float, flo
 def select_epoch(history: Any, select: str = "val_loss") -> int:
     """The epoch the trainer selects from a history (DataFrame or list of dicts with
     ``epoch``, ``val_loss``, ``val_acc``): the first epoch with the lowest validation
-    loss, or with the highest validation accuracy (ties: lowest loss, then earliest)."""
+    loss, or with the highest validation accuracy (ties: lowest loss, then earliest).
+
+    Args:
+        history: the per-epoch history.
+        select: ``"val_loss"`` or ``"val_acc"``.
+    """
     if select not in SELECT_CHOICES:
         raise ConfigError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
     rows = history.to_dict("records") if hasattr(history, "to_dict") else list(history)
@@ -207,7 +216,12 @@ class NodeClassificationTrainer:
 
     @torch.no_grad()
     def predict(self, x: Any = None, graph: Any = None) -> torch.Tensor:
-        """Eval-mode logits of every node (on the trainer's device)."""
+        """Eval-mode logits of every node (on the trainer's device).
+
+        Args:
+            x: node inputs (default: the dataset's, as prepared for training).
+            graph: the graph (default: the dataset's, on the trainer's device).
+        """
         self.model.eval()
         x = self._inputs() if x is None else x
         graph = self.dataset.graph.to(self.device) if graph is None else graph
@@ -408,7 +422,12 @@ class SeedsResult:
         return pd.DataFrame(rows)
 
     def summary(self, metric: str = "accuracy", scale: float = 100.0) -> str:
-        """E.g. ``"84.31 ± 0.52 (20 seeds)"``."""
+        """E.g. ``"84.31 ± 0.52 (20 seeds)"``.
+
+        Args:
+            metric: the test metric to summarise.
+            scale: multiplier applied to mean and std (100: percent).
+        """
         return f"{self.mean[metric] * scale:.2f} ± {self.std[metric] * scale:.2f} ({len(self.per_seed)} seeds)"
 
     def __repr__(self) -> str:

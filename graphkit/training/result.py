@@ -32,14 +32,24 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(path: PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically (temp file, then rename)."""
+    """Write ``obj`` as indented JSON atomically (temp file, then rename).
+
+    Args:
+        path: the file to write.
+        obj: the object (tensors, numpy scalars and other values are made JSON-safe).
+    """
     with atomic_write(path, "w") as fh:
         json.dump(_jsonable(obj), fh, indent=2, sort_keys=True)
         fh.write("\n")
 
 
 def save_state_dict(path: PathLike, state: Dict[str, torch.Tensor]) -> None:
-    """Save tensors atomically as safetensors (no pickle, so loading runs no code)."""
+    """Save tensors atomically as safetensors (no pickle, so loading runs no code).
+
+    Args:
+        path: the file to write.
+        state: name -> tensor (moved to the CPU, made contiguous).
+    """
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
@@ -48,7 +58,11 @@ def save_state_dict(path: PathLike, state: Dict[str, torch.Tensor]) -> None:
 
 
 def load_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
-    """Load tensors saved by :func:`save_state_dict`."""
+    """Load tensors saved by :func:`save_state_dict`.
+
+    Args:
+        path: the file to read.
+    """
     from safetensors.torch import load_file
 
     try:
@@ -83,6 +97,9 @@ class FitResult:
 
         Each file is written to a temporary name and renamed, so an interrupted save
         never leaves a half-written file.  Returns the folder.
+
+        Args:
+            path: the folder (created if needed).
         """
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)

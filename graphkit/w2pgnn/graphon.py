@@ -206,6 +206,10 @@ def graph_statistics(graphs: Any) -> "Any":
     standard deviation, max degree / (n - 1), average local clustering coefficient (nodes of
     degree < 2 count as 0, as in networkx), transitivity, fraction of degree-1 nodes.
 
+    Args:
+        graphs: the graphs, in any form :func:`feasibility` accepts for one set (a
+            :class:`~graphkit.graph.Graph`, PyG ``Data``, networkx graph, a list of them, ...).
+
     Returns:
         A pandas DataFrame with one row per graph.
     """

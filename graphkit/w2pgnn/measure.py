@@ -242,6 +242,11 @@ def plot_feasibility(
     """The bases (with their weights), the fitted combination and the downstream graphon side by
     side, on one colour scale.  Needs matplotlib (``pip install matplotlib``).
 
+    Args:
+        result: a :class:`FeasibilityResult` from :func:`feasibility`.
+        cmap: matplotlib colour map name.
+        figsize: figure size in inches (default: 2.2 inches per panel plus 0.8, 2.8 high).
+
     Returns:
         The matplotlib ``Figure``.
     """
