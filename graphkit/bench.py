@@ -561,9 +561,15 @@ def results_frame(records: Iterable[Mapping[str, Any]]) -> Any:
                     "epochs_run": r.get("epochs_run"), "wall_seconds": r.get("wall_seconds"),
                     "peak_rss_mb": r.get("peak_rss_mb"), "peak_cuda_mb": r.get("peak_cuda_mb"),
                     "fingerprint": r.get("fingerprint"), "device": r.get("device"),
-                    "error": r.get("error")})
+                    "options": _options_text(r), "error": r.get("error")})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _options_text(record: Mapping[str, Any]) -> str:
+    """``"max_time=150 num_threads=1 eval_every=1"``: the run options and ``--set`` overrides of a record."""
+    opts = {**(record.get("fit_options") or {}), **(record.get("overrides") or {})}
+    return " ".join(f"{k}={v}" for k, v in sorted(opts.items()))
 
 
 def summarize(records: Iterable[Mapping[str, Any]]) -> Any:
@@ -599,6 +605,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Any:
         fps = sorted({str(f) for f in ok["fingerprint"].dropna()})
         row["fingerprint"] = ",".join(fps)
         row["device"] = "; ".join(sorted({str(d) for d in ok["device"].dropna()}))
+        row["options"] = "; ".join(sorted({str(o) for o in grp["options"].dropna() if str(o)}))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -669,6 +676,9 @@ def leaderboard_markdown(summary: Any, compare: Optional[str] = None, seconds: O
         fps = sorted({f for v in grp["fingerprint"] for f in str(v).split(",") if f and f != "nan"})
         lines.append(f"## {ds} ({task}; split {', '.join(fps) or '-'})")
         lines.append("")
+        opts = sorted({f"{r['model']}: {r['options']}" for _, r in grp.iterrows() if str(r.get("options") or "")})
+        if opts:
+            lines += ["Run options (on top of the presets): " + "; ".join(opts) + ".", ""]
         cols = ["model", *metrics, "seeds", "failed", "time / run (s)", "peak RSS (MB)"]
         if compare == "paper" and head:
             cols[1 + len(metrics):1 + len(metrics)] = [f"paper {head}", "diff"]
