@@ -2,7 +2,7 @@
 ``examples/`` in its quick mode, each in a fresh process.
 
 Scripts that need dataset files are skipped when ``$GRAPHKIT_DATA`` lacks them; the notebook is
-skipped when nbclient / nbformat / ipykernel (the ``docs`` extra) are not installed.  The assertions
+skipped when nbclient / nbformat / ipykernel (the ``test`` extra) are not installed.  The assertions
 check each script's printed results, not only its exit status.  Slow ones (> ~20 s on 2 busy cores)
 are marked ``slow``.
 """
@@ -138,9 +138,9 @@ def test_recommender_pipeline_example():
 
 # --------------------------------------------------------------------------- notebook
 def _executed_notebook(path: Path, cwd: Path, monkeypatch: pytest.MonkeyPatch):
-    nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbformat (pip install -e '.[docs]')")
-    nbclient = pytest.importorskip("nbclient", reason="the notebook test needs nbclient (pip install -e '.[docs]')")
-    pytest.importorskip("ipykernel", reason="the notebook test needs ipykernel (pip install -e '.[docs]')")
+    nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbformat (pip install -e '.[test]')")
+    nbclient = pytest.importorskip("nbclient", reason="the notebook test needs nbclient (pip install -e '.[test]')")
+    pytest.importorskip("ipykernel", reason="the notebook test needs ipykernel (pip install -e '.[test]')")
     pytest.importorskip("matplotlib", reason="the notebook plots with matplotlib (pip install -e '.[plot]')")
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
