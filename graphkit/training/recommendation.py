@@ -51,7 +51,10 @@ class RecTrainConfig:
         optimizer: ``"adam"`` or ``"sgd"``.
         seed: random seed (initialisation, order of interactions, negatives).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
-        max_time: stop training after this many seconds (the best model so far is kept).
+        max_time: stop training after this many seconds of training (checked after every
+            batch; an epoch cut short is validated, its history row says how many
+            ``batches`` it ran, and the best model so far is kept).  A run stopped mid-epoch
+            by ``max_time`` and resumed with a larger budget continues at the next epoch.
         num_threads: torch CPU threads (default: leave torch's setting).
         checkpoint_dir: when set, the best and the last weights are saved there after each
             validation (``best``/``last`` ``.safetensors`` + ``.json``), and a resumable
@@ -422,6 +425,7 @@ class RecommendationTrainer:
                 t0 = time.perf_counter() - (partial_seconds if resumed_here else 0.0)
                 order = np.random.default_rng([cfg.seed, epoch]).permutation(n_inter)
                 total = partial_loss if resumed_here else 0.0
+                last_batch = steps - 1
                 for b in range(start_batch if resumed_here else 0, steps):
                     idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                     u_np = users_all[idx]
@@ -442,7 +446,13 @@ class RecommendationTrainer:
                                                   f"signal {_SIGNAL_NAMES.get(guard.pending, guard.pending)}")
                         guard.deliver(f"checkpoint saved to {path} at epoch {epoch}, batch {b + 1}; "
                                       "continue with graphkit.fit(..., resume=True) or graphkit fit ... --resume")
-                row: Dict[str, Any] = {"epoch": epoch, "loss": total / n_inter, "seconds": time.perf_counter() - t0}
+                    if (cfg.max_time is not None and b + 1 < steps
+                            and time.perf_counter() - t_start >= cfg.max_time):
+                        last_batch = b  # out of time mid-epoch: cut the epoch here
+                        break
+                seen = min((last_batch + 1) * cfg.batch_size, n_inter)
+                row: Dict[str, Any] = {"epoch": epoch, "loss": total / seen, "seconds": time.perf_counter() - t0,
+                                       "batches": last_batch + 1}
                 out_of_time = cfg.max_time is not None and time.perf_counter() - t_start >= cfg.max_time
                 if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time):
                     t1 = time.perf_counter()
