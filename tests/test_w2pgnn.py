@@ -224,6 +224,31 @@ def test_cluster_bases_are_deterministic_and_separate_families(domains):
     assert names == ["domain a", "domain b"]
 
 
+def test_cluster_bases_group_by_generator_not_by_size():
+    """Graphs of one graphon come in very different sizes (20 to 300 nodes): clustering must follow
+    the generator, not the size (log n and the mean degree would split each family by size)."""
+    rng = np.random.default_rng(11)
+    fams = [SBM2, POWER, ER]
+    graphs, truth = [], []
+    for k, f in enumerate(fams):
+        for n in np.r_[rng.integers(20, 40, 10), rng.integers(200, 300, 10)]:
+            graphs.append(sample_graph(f, int(n), rng))
+            truth.append(k)
+    _, _, info = W.graphon_bases(graphs, "cluster", num_bases=3, resolution=8, seed=0)
+    lab = info["assignments"]["cluster"]
+    truth = np.array(truth)
+    purity = sum(np.bincount(truth[lab == c]).max() for c in np.unique(lab)) / len(lab)
+    assert purity >= 0.9, (purity, lab)
+    # the same k-means on all of graph_statistics (standardized) mixes the families by size
+    from graphkit.w2pgnn.graphon import _kmeans
+
+    S = W.graph_statistics(graphs).to_numpy()
+    Z = (S - S.mean(0)) / S.std(0)
+    lab_all = _kmeans(Z, 3, 0)
+    purity_all = sum(np.bincount(truth[lab_all == c]).max() for c in np.unique(lab_all)) / len(lab_all)
+    assert purity_all < purity
+
+
 def test_statistics_match_networkx():
     nx = pytest.importorskip("networkx")
     graphs = [nx.gnp_random_graph(30, 0.2, seed=s) for s in range(3)] + [nx.path_graph(5), nx.empty_graph(3)]
