@@ -41,7 +41,9 @@ GW discrepancy, >= 0, lower is more feasible) and ``score = -distance`` (the pap
 from __future__ import annotations
 
 from .measure import FeasibilityResult, ego_networks, feasibility, plot_feasibility
-from .graphon import BASIS_TYPES, STATISTIC_NAMES, estimate_graphon, graph_statistics, graphon_bases
+from .graphon import (
+    BASIS_TYPES, CLUSTER_STATISTIC_NAMES, STATISTIC_NAMES, estimate_graphon, graph_statistics, graphon_bases,
+)
 from .gw import CombinationFit, GWResult, entropic_gw, fit_combination
 
 __all__ = [
@@ -57,5 +59,6 @@ __all__ = [
     "ego_networks",
     "plot_feasibility",
     "STATISTIC_NAMES",
+    "CLUSTER_STATISTIC_NAMES",
     "BASIS_TYPES",
 ]

@@ -217,7 +217,8 @@ def _statistics(gs: _GraphSet) -> np.ndarray:
 
 
 def graph_statistics(graphs: Any) -> "Any":
-    """Topology statistics of each graph (the features :func:`graphon_bases` clusters on).
+    """Topology statistics of each graph (:func:`graphon_bases` clusters on their size-invariant
+    part, :data:`CLUSTER_STATISTIC_NAMES`).
 
     Columns (:data:`STATISTIC_NAMES`): log number of nodes, density, mean degree, degree
     standard deviation, max degree / (n - 1), average local clustering coefficient (nodes of
