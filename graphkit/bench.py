@@ -5,7 +5,8 @@ dataset's standardized split (recommendation: the official train/test files plus
 seed-2020 validation hold-out; Planetoid: the public split; OGB: ogb's split, scored by
 OGB's ``Evaluator``) and writes one JSON record to ``<out>/runs/``.  The grid is
 resumable: a run whose record says ``"ok"`` (with the same configuration) is skipped,
-a failed run is recorded with its traceback and the grid goes on.  At the end the
+a failed run is recorded with its traceback and the grid goes on, and a cell that another
+``graphkit bench`` process is running (a per-cell file lock) is left to it.  At the end the
 records are summarised: a mean ± std table in the terminal, ``results.csv`` (one row
 per run), ``leaderboard.md`` and matplotlib plots (validation metric per epoch, time
 per epoch).
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from .datasets.download import try_file_lock
 from .exceptions import ConfigError, DatasetError
 from .utils import PathLike, atomic_write
 
@@ -497,17 +499,21 @@ def run_bench(
     done = reused = failed = 0
     for i, run in enumerate(runs, 1):
         path = run_dir / f"{run.run_id}.json"
-        old = _read_json(path)
-        if old is not None and old.get("config_hash") == run.config_hash():
-            if old.get("status") == "ok" or (old.get("status") == "failed" and not rerun_failed):
-                reused += 1
-                echo(f"[{i}/{len(runs)}] {run.run_id}: {old.get('status')} (recorded, skipped)")
+        with try_file_lock(run_dir / f".{run.run_id}.lock") as mine:
+            if not mine:  # two bench commands on one folder share the grid instead of repeating it
+                echo(f"[{i}/{len(runs)}] {run.run_id}: being run by another graphkit bench process; skipped")
                 continue
-        elif old is not None:
-            echo(f"[{i}/{len(runs)}] {run.run_id}: configuration changed since the recorded run; re-running")
-        echo(f"[{i}/{len(runs)}] {run.run_id}: running")
-        rec = (_run_subprocess(run, data_dir, path, timeout) if isolate else _run_in_process(run, data_dir))
-        write_record(path, rec)
+            old = _read_json(path)
+            if old is not None and old.get("config_hash") == run.config_hash():
+                if old.get("status") == "ok" or (old.get("status") == "failed" and not rerun_failed):
+                    reused += 1
+                    echo(f"[{i}/{len(runs)}] {run.run_id}: {old.get('status')} (recorded, skipped)")
+                    continue
+            elif old is not None:
+                echo(f"[{i}/{len(runs)}] {run.run_id}: configuration changed since the recorded run; re-running")
+            echo(f"[{i}/{len(runs)}] {run.run_id}: running")
+            rec = (_run_subprocess(run, data_dir, path, timeout) if isolate else _run_in_process(run, data_dir))
+            write_record(path, rec)
         done += 1
         if rec["status"] == "ok":
             shown = "  ".join(f"{k}={rec['metrics'][k]:.4f}" for k in _headline_metrics(rec))

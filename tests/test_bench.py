@@ -306,3 +306,19 @@ def test_datasets_verify_and_download(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "ind.cora.graph" in r.output
     r = invoke("datasets", "verify", "nosuch")
     assert r.exit_code == 2 and "gowalla" in r.output
+
+
+def test_a_cell_locked_by_another_bench_process_is_left_to_it(tmp_path):
+    from graphkit.datasets.download import try_file_lock
+
+    rec_dir = write_rec_folder(tmp_path / "rec")
+    out = tmp_path / "bench"
+    args = ["bench", "--models", "lightgcn", "--datasets", str(rec_dir), "--seeds", "2", "--epochs", "1",
+            "--set", "batch_size=64", "--out", str(out), "--no-isolate", "--no-plots"]
+    with try_file_lock(out / "runs" / ".lightgcn__rec__seed0.lock") as held:
+        assert held
+        r = invoke(*args)
+    assert "lightgcn__rec__seed0: being run by another graphkit bench process; skipped" in r.output
+    assert [x["run_id"] for x in bench.load_records(out)] == ["lightgcn__rec__seed1"]
+    r = invoke(*args)  # the lock is free again: the cell runs now, the finished one is reused
+    assert "lightgcn__rec__seed0: running" in r.output and "seed1: ok (recorded, skipped)" in r.output

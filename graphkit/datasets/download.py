@@ -118,6 +118,36 @@ def file_lock(path: PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def try_file_lock(path: PathLike) -> Iterator[bool]:
+    """Try to take an exclusive advisory lock on ``path`` without waiting.
+
+    Yields ``True`` (held for the block) or ``False`` (another process holds it; the block
+    runs without it).  Without ``fcntl`` it always yields ``True``.
+
+    Args:
+        path: the lock file, conventionally ``<file>.lock`` (created if needed, left in place).
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield True
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def _hash_file(path: Path, algo: str) -> str:
     h = hashlib.new(algo, usedforsecurity=False) if algo == "md5" else hashlib.new(algo)
     with open(path, "rb") as fh:
