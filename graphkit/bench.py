@@ -83,6 +83,10 @@ DATASET_OPTIONS: Dict[str, Dict[str, Any]] = {
 }
 
 
+#: Run options that say where a run executes, not what it computes (left out of the config hash).
+PLACEMENT_OPTIONS = ("device", "num_threads")
+
+
 # ----------------------------------------------------------------------------- grid planning
 def parse_seeds(seeds: Union[int, str, Sequence[int]]) -> List[int]:
     """Seeds of a grid: ``3`` -> ``[0, 1, 2]``; ``"0,5,7"`` or ``[0, 5, 7]`` -> those seeds.
@@ -208,9 +212,14 @@ class BenchRun:
         return f"{self.model}__{safe}__seed{self.seed}"
 
     def config(self) -> Dict[str, Any]:
-        """What defines the run; a finished record is reused only when this is unchanged."""
+        """What defines the run; a finished record is reused only when this is unchanged.
+
+        Where it runs (``device``, ``num_threads``) is recorded but not part of it, so two
+        bench commands on different devices share one grid.
+        """
+        opts = {k: v for k, v in self.fit_options.items() if k not in PLACEMENT_OPTIONS}
         return {"model": self.model, "dataset": self.dataset, "seed": self.seed, "hparams": self.hparams,
-                "fit_options": self.fit_options, "dataset_options": DATASET_OPTIONS.get(self.dataset, {})}
+                "fit_options": opts, "dataset_options": DATASET_OPTIONS.get(self.dataset, {})}
 
     def config_hash(self) -> str:
         """sha256 (16 hex digits) of :meth:`config` as canonical JSON."""

@@ -322,3 +322,6 @@ def test_a_cell_locked_by_another_bench_process_is_left_to_it(tmp_path):
     assert [x["run_id"] for x in bench.load_records(out)] == ["lightgcn__rec__seed1"]
     r = invoke(*args)  # the lock is free again: the cell runs now, the finished one is reused
     assert "lightgcn__rec__seed0: running" in r.output and "seed1: ok (recorded, skipped)" in r.output
+    # where a run executes is not part of its configuration: another thread count reuses the records
+    r = invoke(*args, "--threads", "1", "--device", "cpu")
+    assert r.output.count("(recorded, skipped)") == 2
