@@ -6,6 +6,11 @@ projected epoch time (steps per epoch = train interactions / batch size), and th
 one-off ``prepare()`` time (β weights + chunked item–item top-K).  With
 ``--full-epoch`` it runs and times one whole epoch instead of projecting.
 
+The peer, timed in the same run on the same batches: the same model scoring its negatives
+the way the official UltraGCN code does (gathering the ``[B, n, d]`` negative embeddings),
+which graphkit switches to a dense ``[B, I]`` matmul when negatives are a sizeable fraction
+of the catalogue (``UltraGCN.DENSE_NEGATIVES_FACTOR``).  The ratio is printed.
+
     GRAPHKIT_DATA=../shared/datasets python benchmarks/bench_ultragcn_epoch.py --threads 2
 """
 from __future__ import annotations
@@ -72,16 +77,27 @@ def main() -> None:
             torch.cuda.synchronize()
         print(f"one full epoch ({steps_per_epoch} steps): {time.perf_counter() - t0:.1f} s (measured)")
         return
-    times = []
+    dense = tr["num_negatives"] * UltraGCN.DENSE_NEGATIVES_FACTOR >= ds.num_items
+    print(f"graphkit scores negatives {'densely ([B, I] matmul)' if dense else 'by gathering'} here")
+    default_factor = UltraGCN.DENSE_NEGATIVES_FACTOR
+    medians = {}
+    # interleave the two variants so that load changes hit both alike
+    times = {"graphkit": [], "gathered (official code's way)": []}
     for b in range(1, args.steps + 1):
-        t0 = time.perf_counter()
-        step(b)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    print(f"step: median {med * 1e3:.1f} ms over {args.steps} steps")
-    print(f"epoch ({steps_per_epoch} steps): {med * steps_per_epoch:.1f} s projected from the median step")
+        for name in times:
+            UltraGCN.DENSE_NEGATIVES_FACTOR = default_factor if name == "graphkit" else 0
+            t0 = time.perf_counter()
+            step(b)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    UltraGCN.DENSE_NEGATIVES_FACTOR = default_factor
+    for name, ts in times.items():
+        med = medians[name] = statistics.median(ts)
+        print(f"{name:32s} step median {med * 1e3:7.1f} ms over {args.steps} steps; epoch ({steps_per_epoch} steps) "
+              f"{med * steps_per_epoch:7.1f} s projected")
+    ratio = medians["gathered (official code's way)"] / medians["graphkit"]
+    print(f"speed-up of graphkit's step over the gathered one: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

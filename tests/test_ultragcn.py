@@ -159,7 +159,10 @@ def reference_loss_terms(model: UltraGCN, R, users, pos, neg, hp) -> dict:
     return {"L_O": L_O, "L_C": L_C, "L_I": L_I, "norm": norm, "total": L_O + L_C + L_I + norm}
 
 
-def test_loss_terms_match_numpy_reference():
+@pytest.mark.parametrize("path", ["gather", "dense"])
+def test_loss_terms_match_numpy_reference(path, monkeypatch):
+    # both ways of scoring the negatives (gathered embeddings, or one dense matmul) against NumPy
+    monkeypatch.setattr(UltraGCN, "DENSE_NEGATIVES_FACTOR", 0 if path == "gather" else 10**6)
     R = small_matrix()
     hp = dict(w1=0.3, w2=1.7, w3=0.05, w4=2.5, negative_weight=4.0, norm_weight=0.01, item_item_weight=0.7)
     model = prepared_model(R, embedding_dim=6, num_neighbors=I_SMALL - 1, **hp)
@@ -177,6 +180,22 @@ def test_loss_terms_match_numpy_reference():
         assert got[key].item() == pytest.approx(want[key], rel=1e-5), key
     assert model.loss(users, pos, neg).item() == pytest.approx(got["total"].item(), rel=1e-6)
     assert got["total"].item() == pytest.approx(sum(got[k].item() for k in ("L_O", "L_C", "L_I", "norm")), rel=1e-6)
+
+
+def test_dense_and_gathered_negative_scores_have_equal_gradients(monkeypatch):
+    R = small_matrix()
+    grads = {}
+    for factor in (0, 10**6):
+        monkeypatch.setattr(UltraGCN, "DENSE_NEGATIVES_FACTOR", factor)
+        torch.manual_seed(0)
+        model = prepared_model(R, embedding_dim=5, num_neighbors=2)
+        users = torch.tensor([0, 1, 2, 3, 4, 5, 0])
+        pos = torch.tensor([0, 4, 5, 6, 1, 7, 3])
+        neg = torch.randint(0, I_SMALL, (7, 4), generator=torch.Generator().manual_seed(1))
+        model.loss(users, pos, neg).backward()
+        grads[factor] = [p.grad.clone() for p in model.parameters()]
+    for a, b in zip(grads[0], grads[10**6]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_loss_reduces_to_paper_form_with_paper_weights():

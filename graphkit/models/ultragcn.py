@@ -517,7 +517,7 @@ class UltraGCN(RecommenderModel):
         users, pos_items, neg_items = self._check_batch(users, pos_items, neg_items)
         u = self.user_embedding(users)                                   # [B, d]
         pos_scores = (u * self.item_embedding(pos_items)).sum(-1)        # [B]
-        neg_scores = torch.bmm(self.item_embedding(neg_items), u.unsqueeze(-1)).squeeze(-1)  # [B, n]
+        neg_scores = self.negative_scores(u, neg_items)                  # [B, n]
         pos_l = F.softplus(-pos_scores)                                  # −log σ(s)
         neg_l = F.softplus(neg_scores)                                   # −log σ(−s)
 
@@ -530,6 +530,28 @@ class UltraGCN(RecommenderModel):
         L_I = self.item_item_weight * self.item_item_loss(u, pos_items)
         norm = self.norm_weight * self.norm_loss()
         return {"L_O": L_O, "L_C": L_C, "L_I": L_I, "norm": norm, "total": L_O + L_C + L_I + norm}
+
+    #: Score negatives through one dense ``[B, I]`` matmul when ``n * DENSE_NEGATIVES_FACTOR >=
+    #: num_items``, else by gathering their embeddings.  Measured (1 CPU thread, forward +
+    #: backward of the negative term): ml-1m preset 4.8x faster dense, gowalla 2.0x,
+    #: yelp2018 1.25x; amazon-book (n / I = 0.005) 2.4x slower dense, so it gathers.
+    DENSE_NEGATIVES_FACTOR: ClassVar[int] = 48
+
+    def negative_scores(self, user_emb: Tensor, neg_items: Tensor) -> Tensor:
+        """Scores ``e_u · e_j`` of the sampled negatives, ``[B, n]``.
+
+        Many negatives per user (UltraGCN samples hundreds) make the gathered ``[B, n, d]``
+        embedding tensor and its scatter-add backward the cost of a step; when ``n`` is a
+        sizeable fraction of the catalogue it is cheaper to score every item with one matmul
+        and pick the sampled columns.  Both paths compute the same dot products.
+
+        Args:
+            user_emb: the batch's user embeddings [B, d].
+            neg_items: sampled negatives, int64 [B, n].
+        """
+        if neg_items.shape[1] * self.DENSE_NEGATIVES_FACTOR >= self.num_items:
+            return (user_emb @ self.item_embedding.weight.t()).gather(1, neg_items)
+        return torch.bmm(self.item_embedding(neg_items), user_emb.unsqueeze(-1)).squeeze(-1)
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         """The scalar training loss ``L_O + L_C + L_I + norm`` (see :meth:`loss_terms`).
