@@ -341,7 +341,9 @@ def execute_run(run: BenchRun, data_dir: Optional[PathLike] = None) -> Dict[str,
     return {
         "status": "ok",
         "metrics": {k: float(v) for k, v in result.metrics.items()},
-        "best_valid": _best_valid(history.get(valid_col)),
+        # the selected epoch's validation score (recall@20 / accuracy); max over epochs as a fallback
+        "best_valid": next((float(rec[k]) for k in ("best_valid", "best_val_acc") if rec.get(k) is not None),
+                           _best_valid(history.get(valid_col))),
         "fingerprint": rec.get("fingerprint"),
         "split": rec.get("split"),
         "best_epoch": rec.get("best_epoch"),
