@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from ..exceptions import ConfigError
 from ..utils import PathLike, seed_everything
-from .hparams import split_hparams
+from .hparams import merge_preset, split_hparams
 from .recommendation import RecommendationTrainer, RecTrainConfig
 from .node import NodeClassificationTrainer, NodeTrainConfig, SeedsResult, run_seeds
 from .result import FitResult
@@ -87,13 +87,7 @@ def fit(
         raise ConfigError(f"{cls.__name__} is a {task} model; graphkit.fit supports it once its trainer is registered")
     if not hasattr(ds, "num_users"):
         raise ConfigError(f"{cls.__name__} needs a recommendation dataset, got {type(ds).__name__}")
-    merged: Dict[str, Any] = dict(getattr(cls, "default_train", {}))
-    if preset and instance is None:
-        p = getattr(cls, "presets", {}).get(getattr(ds, "name", None), {})
-        merged.update(p.get("model", {}))
-        merged.update(p.get("train", {}))
-    merged.update(hparams)
-    merged["seed"] = seed
+    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset and instance is None)
     model_kw, train_kw = _split_hparams(cls, RecTrainConfig, merged)
     if "ks" in train_kw:
         train_kw["ks"] = tuple(train_kw["ks"])

@@ -60,4 +60,26 @@ def split_hparams(
     return model_kw, train_kw
 
 
-__all__ = ["split_hparams"]
+def merge_preset(cls: Type, dataset: Any, hparams: Dict[str, Any], seed: int, use_preset: bool) -> Dict[str, Any]:
+    """The hyper-parameters of a run: ``cls.default_train``, then the preset of the dataset
+    (``cls.presets[dataset.name]``, model and train parts) when ``use_preset``, then ``hparams``,
+    then ``seed``.
+
+    Args:
+        cls: the model class.
+        dataset: the loaded dataset (its ``name`` picks the preset).
+        hparams: the caller's keyword arguments (they win over the preset).
+        seed: the run's seed.
+        use_preset: apply the dataset's preset.
+    """
+    merged: Dict[str, Any] = dict(getattr(cls, "default_train", {}))
+    if use_preset:
+        p = getattr(cls, "presets", {}).get(getattr(dataset, "name", None), {})
+        merged.update(p.get("model", {}))
+        merged.update(p.get("train", {}))
+    merged.update(hparams)
+    merged["seed"] = seed
+    return merged
+
+
+__all__ = ["split_hparams", "merge_preset"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .hparams import split_hparams
+from .hparams import merge_preset, split_hparams
 from ..exceptions import ConfigError, TrainingError
 from ..utils import environment_record, seed_everything
 from .result import FitResult
@@ -373,13 +373,7 @@ def fit_node(
     ds = _load_node_dataset(dataset, data_dir, split, split_seed)
     if not hasattr(ds, "train_idx") or not hasattr(ds, "num_classes"):
         raise ConfigError(f"{cls.__name__} needs a node-classification dataset, got {type(ds).__name__}")
-    merged: Dict[str, Any] = dict(getattr(cls, "default_train", {}))
-    if preset and instance is None:
-        p = getattr(cls, "presets", {}).get(getattr(ds, "name", None), {})
-        merged.update(p.get("model", {}))
-        merged.update(p.get("train", {}))
-    merged.update(hparams)
-    merged["seed"] = seed
+    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset and instance is None)
     model_kw, train_kw = _split_node_hparams(cls, merged)
     cfg = NodeTrainConfig(**train_kw)
     cfg.validate()
