@@ -17,9 +17,12 @@ Usage::
 
     python benchmarks/reproduce_selftask.py --threads 1 --out runs/selftask.json
     python benchmarks/reproduce_selftask.py --datasets cora --tasks context_label --seeds 3
+    python benchmarks/reproduce_selftask.py --tasks ensemble_label --seeds 3 --lams 1 3 10 \
+        --task-options '{"ensemble_label": {"model_weight": 4, "soft": true}}'
 
-Every finished run is appended to ``--out`` (JSON lines), and runs already there are
-skipped, so an interrupted reproduction resumes where it stopped.  The table is printed
+Every finished run is appended to ``--out`` (JSON lines) with the task's options, and runs
+already there with the same options are skipped, so an interrupted reproduction resumes
+where it stopped.  The table is printed
 at the end (and with ``--table-only`` from the saved runs).
 """
 from __future__ import annotations
@@ -58,13 +61,23 @@ def run_key(dataset: str, task: str, lam: float, seed: int) -> str:
     return f"{dataset}|{task}|{lam:g}|{seed}"
 
 
+TASK_OPTIONS: dict = {}  # task name -> options overriding the task's defaults (--task-options)
+
+
+def task_config(task: str) -> dict:
+    """The pretext task's options (``{}`` for the GCN baseline); part of a run's identity."""
+    return {} if task == "gcn" else TASKS[task](**TASK_OPTIONS.get(task, {})).config()
+
+
 def load_runs(path: Path) -> dict:
+    """Saved runs whose task options equal the current defaults (others are stale: ignored)."""
     runs = {}
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                runs[run_key(r["dataset"], r["task"], r["lam"], r["seed"])] = r
+                if r.get("pretext", {}) == task_config(r["task"]):
+                    runs[run_key(r["dataset"], r["task"], r["lam"], r["seed"])] = r
     return runs
 
 
@@ -73,10 +86,11 @@ def one_run(ds, task: str, lam: float, seed: int) -> dict:
     if task == "gcn":
         res = fit(GCN, ds, seed=seed, preset=False, progress=False, **PROTOCOL)
     else:
-        res = fit(SelfTaskGCN, ds, seed=seed, preset=False, progress=False, pretext=task, lam=lam, **PROTOCOL)
+        res = fit(SelfTaskGCN, ds, seed=seed, preset=False, progress=False, pretext=task, lam=lam,
+                  pretext_kwargs=TASK_OPTIONS.get(task), **PROTOCOL)
     return {"dataset": ds.name, "task": task, "lam": lam, "seed": seed, "test_acc": res.metrics["accuracy"],
             "val_acc": res.record["best_val_acc"], "best_epoch": res.record["best_epoch"],
-            "seconds": time.perf_counter() - t0, "fingerprint": ds.fingerprint}
+            "seconds": time.perf_counter() - t0, "fingerprint": ds.fingerprint, "pretext": task_config(task)}
 
 
 def ensure(runs: dict, out: Path, ds, task: str, lam: float, seeds) -> list:
@@ -143,7 +157,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/selftask_runs.jsonl")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--task-options", default="{}",
+                   help="JSON of task options replacing the defaults, e.g. "
+                        "'{\"ensemble_label\": {\"model_weight\": 4}}'; runs are keyed by the options, "
+                        "so variants can share one --out file")
     args = p.parse_args()
+    opts = json.loads(args.task_options)
+    if not isinstance(opts, dict) or any(t not in TASKS or not isinstance(o, dict) for t, o in opts.items()):
+        p.error(f"--task-options must map task names ({', '.join(TASK_ORDER)}) to option dicts")
+    TASK_OPTIONS.update(opts)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ little: the reproduction averages 10 seeds and picks λ on validation
 (``benchmarks/reproduce_selftask.py``)::
 
     GRAPHKIT_DATA=/path/to/datasets python examples/selftask_cora.py
-    GRAPHKIT_DATA=/path/to/datasets python examples/selftask_cora.py --pretext pairwise_attr_sim --lam 3 --dataset citeseer
+    GRAPHKIT_DATA=/path/to/datasets python examples/selftask_cora.py \
+        --pretext pairwise_attr_sim --lam 3 --dataset citeseer
 
 Needs the Planetoid files (``$GRAPHKIT_DATA/planetoid/raw/ind.<name>.*``).
 """
@@ -33,8 +34,9 @@ from graphkit.training.node import NodeClassificationTrainer, NodeTrainConfig  #
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="cora", help="cora, citeseer or pubmed")
-    ap.add_argument("--pretext", default="corrected_label", choices=list(TASKS), help="the pretext task")
-    ap.add_argument("--lam", type=float, default=1.0, help="weight λ of the self-supervised loss")
+    ap.add_argument("--pretext", default="ensemble_label", choices=list(TASKS), help="the pretext task")
+    ap.add_argument("--lam", type=float, default=3.0,
+                    help="weight λ of the self-supervised loss (3: chosen on validation for ensemble_label on Cora)")
     ap.add_argument("--epochs", type=int, default=200, help="training epochs (the protocol: 200)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")

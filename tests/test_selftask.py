@@ -5,7 +5,6 @@ import copy
 import networkx as nx
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -266,6 +265,36 @@ def test_context_label_by_hand(toy):
         counts = np.bincount(hard.labels[ball], minlength=3)
         np.testing.assert_allclose(hard.targets[v], counts / counts.sum(), rtol=1e-6)
         np.testing.assert_allclose(soft.targets[v], lp[ball].mean(0), rtol=1e-5)
+
+
+def test_context_label_keep_fraction(toy):
+    """keep_fraction=0.4: only the 40 % most confident pseudo-labelled nodes (by LP score,
+    ties by node id) count in a context; training nodes always count."""
+    G, graph, x, y, tr = toy
+    lp = label_propagation(graph, tr, y[tr], 3)
+    train = set(tr.tolist())
+    pseudo = [v for v in range(15) if v not in train]
+    ranked = sorted(pseudo, key=lambda v: (-lp[v].max(), -v))  # most confident first; ties: larger id kept
+    kept = set(ranked[:int(np.ceil(0.4 * len(pseudo)))]) | train
+    label = {v: (int(y[v]) if v in train else int(lp[v].argmax())) for v in range(15)}
+    for soft in (False, True):
+        task = _prep(ContextLabel(k=1, source="lp", soft=soft, keep_fraction=0.4), toy)
+        assert task.config()["keep_fraction"] == 0.4
+        for v in range(15):
+            ctx = [u for u in G.neighbors(v) if u in kept]
+            if not ctx:
+                assert not task.has_context[v] and (task.targets[v] == 0).all()
+                continue
+            if soft:
+                rows = [np.eye(3)[label[u]] if u in train else lp[u] for u in ctx]
+                ref = np.mean(rows, 0)
+            else:
+                ref = np.bincount([label[u] for u in ctx], minlength=3) / len(ctx)
+            np.testing.assert_allclose(task.targets[v], ref, rtol=1e-5, atol=1e-7)
+    full = _prep(ContextLabel(k=1, source="lp", soft=False, keep_fraction=1.0), toy)
+    assert full.has_context.sum() >= task.has_context.sum()
+    with pytest.raises(ConfigError, match="keep_fraction"):
+        ContextLabel(keep_fraction=0.0)
 
 
 def test_label_propagation_reference(toy):
