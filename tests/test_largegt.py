@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from graphkit import ConfigError, Graph
 from graphkit.datasets.node import NodeDataset, node_split_fingerprint
@@ -188,6 +189,15 @@ def test_fit_minibatch_presets_and_errors():
     assert LargeGT.presets["ogbn-products"]["model"]["num_tokens"] == 100
     assert LargeGT.presets["snap-patents"]["model"]["hidden_channels"] == 128
     assert LargeGT.presets["ogbn-papers100M"]["model"]["hidden_channels"] == 512
+    # the authors' docs/03_reproduce.md: snap-patents batch 2048, papers100M global dim 128
+    assert LargeGT.presets["snap-patents"]["train"]["batch_size"] == 2048
+    assert LargeGT.presets["ogbn-products"]["train"]["batch_size"] == 1024
+    assert [LargeGT.presets[k]["model"]["global_dim"] for k in ("ogbn-products", "snap-patents", "ogbn-papers100M")] \
+        == [64, 64, 128]
+    for name, p in LargeGT.presets.items():   # paper datasets: the authors' layout; small graphs: graphkit's
+        paper = name.startswith(("ogbn", "snap"))
+        model = LargeGT(8, 3, **{**p["model"], "num_centroids": 4})
+        assert (model.head_width, model.encoder_ffn) == (("full", False) if paper else ("split", True)), name
     assert all(p["model"]["num_centroids"] == 4096 and p["model"]["heads"] == 2 and p["train"]["lr"] == 1e-3
                for k, p in LargeGT.presets.items() if k.startswith(("ogbn", "snap")))
     res = fit_minibatch(LargeGT, ds, seed=1, epochs=2, batch_size=32, hidden_channels=16, num_tokens=4,
@@ -212,3 +222,91 @@ def test_graphkit_fit_dispatches_to_the_minibatch_trainer():
     res = graphkit.fit("largegt", ds, seed=0, epochs=1, batch_size=32, hidden_channels=16, num_tokens=4,
                        num_centroids=4, global_dim=8, progress=False)
     assert res.record["trainer"] == "minibatch"
+
+
+def _dense_mha(x, lin_q, lin_k, lin_v, heads, d):
+    """Per-head loop, no reshapes shared with the model: softmax(q_i k_iᵀ/√d) v_i, heads concatenated."""
+    outs = []
+    for i in range(heads):
+        rows = slice(i * d, (i + 1) * d)
+        q = x @ lin_q.weight[rows].T + lin_q.bias[rows]
+        k = x @ lin_k.weight[rows].T + (lin_k.bias[rows] if lin_k.bias is not None else 0.0)
+        v = x @ lin_v.weight[rows].T + lin_v.bias[rows]
+        outs.append(torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1) @ v)
+    return torch.cat(outs, dim=-1)
+
+
+def test_reference_architecture_full_width_heads_without_ffn_matches_dense_computation():
+    """head_width="full", encoder_ffn=False (snap-research/LargeGT): every head is hidden wide, the
+    residual is projected to heads·hidden, no FFN sublayer; checked against a per-head dense loop."""
+    h, H, F_, T = 4, 3, 5, 9                      # 3 heads need not divide hidden 4 here
+    torch.manual_seed(0)
+    m = LargeGT(F_, 3, hidden_channels=h, num_tokens=3, num_centroids=6, global_dim=4, heads=H, dropout=0.0,
+                head_width="full", encoder_ffn=False)
+    m.track_nodes(10)
+    with torch.no_grad():
+        for p in m.parameters():                   # LayerNorm affines away from 1/0, so they matter
+            p.add_(0.3 * torch.randn_like(p))
+    m.eval()
+    enc = m.encoder
+    assert enc.ffn is None and enc.attn.head_dim == h and m.branch_width == H * h
+    assert (m.ffn[0].in_features, m.ffn[0].out_features, m.ffn[4].out_features) == (2 * H * h, H * h, h)
+    tokens = torch.randn(2, T, F_)
+    with torch.no_grad():
+        got = m(tokens)
+        e = m.token_mlp(tokens)
+        y = F.layer_norm(e, (h,), enc.norm1.weight, enc.norm1.bias)
+        att = _dense_mha(y, enc.attn.query, enc.attn.key, enc.attn.value, H, h)
+        x1 = e @ enc.res_proj.weight.T + enc.res_proj.bias + att @ enc.attn.out.weight.T + enc.attn.out.bias
+        z = F.layer_norm(x1, (H * h,), m.final_norm.weight, m.final_norm.bias)
+        alpha = torch.softmax((z[:, 1:] * m.readout.weight[0]).sum(-1), dim=1)
+        h_local = z[:, 0] + (alpha[..., None] * z[:, 1:]).sum(1)
+        zq = F.layer_norm(m.query_proj(m.node_mlp(tokens[:, 0])), (4,))
+        cents, bias = m.codebook.centroids, torch.log(m.codebook.node_counts.float())
+        g = []
+        for i in range(H):
+            rows = slice(i * h, (i + 1) * h)
+            q = zq @ m.g_query.weight[rows].T + m.g_query.bias[rows]
+            k = cents @ m.g_key.weight[rows].T
+            v = cents @ m.g_value.weight[rows].T + m.g_value.bias[rows]
+            g.append(torch.softmax(q @ k.T / h ** 0.5 + bias, dim=-1) @ v)
+        want = m.classifier(m.ffn(torch.cat([h_local, torch.cat(g, dim=1)], dim=1)))
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
+def test_split_heads_encoder_matches_torch_multihead_attention():
+    """The default layout (heads share hidden) against torch.nn.MultiheadAttention with the same weights."""
+    torch.manual_seed(1)
+    m = LargeGT(5, 3, hidden_channels=8, num_tokens=3, heads=2, dropout=0.0, mode="local", encoder_ffn=False)
+    m.eval()
+    enc = m.encoder
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([enc.attn.query.weight, enc.attn.key.weight, enc.attn.value.weight]))
+        mha.in_proj_bias.copy_(torch.cat([enc.attn.query.bias, torch.zeros(8), enc.attn.value.bias]))
+        mha.out_proj.weight.copy_(enc.attn.out.weight)
+        mha.out_proj.bias.copy_(enc.attn.out.bias)
+        x = torch.randn(2, 9, 8)
+        y = enc.norm1(x)
+        assert enc.res_proj is None and enc.ffn is None
+        assert torch.allclose(enc(x), x + mha(y, y, y, need_weights=False)[0], atol=1e-6)
+
+
+def test_reference_architecture_trains_and_validates_arguments():
+    ds = sbm(n=120)
+    m = small_model(ds, head_width="full", encoder_ffn=False)
+    m.prepare(ds)
+    m.train()
+    nodes = torch.arange(16)
+    out = m(token_sequences(hop_features(ds.graph, ds.x), m.make_sampler(ds.graph).sample(nodes)), node_ids=nodes)
+    torch.nn.functional.cross_entropy(out, ds.y[nodes]).backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    res = fit_minibatch(LargeGT, ds, seed=0, epochs=1, batch_size=32, hidden_channels=8, num_tokens=4,
+                        num_centroids=4, global_dim=8, head_width="full", encoder_ffn=False, progress=False)
+    assert res.record["hparams"]["head_width"] == "full" and res.record["hparams"]["encoder_ffn"] is False
+    LargeGT(4, 2, hidden_channels=10, heads=3, head_width="full")            # no divisibility needed
+    for kw, name in (({"head_width": "wide"}, "head_width"), ({"encoder_ffn": 0}, "encoder_ffn")):
+        with pytest.raises(ConfigError, match=name) as info:
+            LargeGT(4, 2, **kw)
+        assert repr(next(iter(kw.values()))) in str(info.value)

@@ -130,3 +130,26 @@ def test_negative_sampler_excludes_training_items_and_is_deterministic():
     assert np.abs(freq - 1 / allowed.size).max() < 0.02
     with pytest.raises(ConfigError):
         s.sample(np.array([U]), 1, seed=0)
+
+
+def test_initialisation_options():
+    """Default N(0, 0.1²) (the authors' PyTorch port); init="xavier" (the paper) is Glorot-uniform
+    per table: users U(±sqrt(6/(U+d))), items U(±sqrt(6/(I+d))), variance a²/3."""
+    U, I, d = 3000, 500, 64
+    torch.manual_seed(0)
+    w = LightGCN(U, I, embedding_dim=d).embedding.weight.detach()
+    assert abs(w.std().item() - 0.1) < 0.002 and w.abs().max() > 0.35     # normal, not uniform(±0.1·√3)
+    torch.manual_seed(0)
+    m = LightGCN(U, I, embedding_dim=d, init="xavier")
+    w = m.embedding.weight.detach()
+    for part, rows in ((w[:U], U), (w[U:], I)):
+        a = (6.0 / (rows + d)) ** 0.5
+        assert part.abs().max() <= a and part.abs().max() > 0.99 * a
+        assert part.var().item() == pytest.approx(a * a / 3, rel=0.03)
+    assert m.hparams()["init"] == "xavier" and "init" not in LightGCN(U, I).hparams()
+    assert LightGCN(U, I, init_std=0.01).hparams()["init_std"] == 0.01  # the authors' TF code
+    for kw, name in (({"init": "uniform"}, "init"), ({"init_std": 0.0}, "init_std"),
+                     ({"init_std": float("nan")}, "init_std"), ({"init_std": "0.1"}, "init_std")):
+        with pytest.raises(ConfigError, match=name) as info:
+            LightGCN(3, 4, **kw)
+        assert repr(next(iter(kw.values()))) in str(info.value)

@@ -299,7 +299,8 @@ def _train_planted() -> None:
      ("w1", -1e-3), ("w2", float("nan")), ("w3", float("inf")), ("w4", "1"),
      ("negative_weight", -1.0), ("norm_weight", float("nan")), ("item_item_weight", -0.5),
      ("num_neighbors", -1), ("num_neighbors", 3.0), ("initial_weight", 0.0), ("initial_weight", -1e-4),
-     ("chunk_size", 0), ("chunk_memory_mb", 0.0), ("chunk_memory_mb", float("inf"))],
+     ("chunk_size", 0), ("chunk_memory_mb", 0.0), ("chunk_memory_mb", float("inf")),
+     ("negative_sampling", "sift_pos"), ("negative_sampling", None)],
 )
 def test_bad_hyperparameters_raise_config_error(name, value):
     with pytest.raises(ConfigError) as info:
@@ -376,3 +377,67 @@ def test_item_item_step_runs_in_bounded_memory(monkeypatch):
     assert all(nnz <= max_entries for rows, nnz in seen if rows > 1)
     # O(nnz(R) + I*K) baseline (~3 MB here) plus one chunk; a dense I x I float32 G would be 1.6 GB
     assert peak < 16 * 2**20, peak / 2**20
+
+
+# --------------------------------------------------------------------------- 7. negative sampling
+def test_presets_sample_negatives_from_all_items_like_the_authors():
+    # the authors' gowalla/yelp2018/amazon/ml-1m configs all set sampling_sift_pos = no
+    for name in ("gowalla", "yelp2018", "amazon-book", "ml-1m"):
+        assert UltraGCN.presets[name]["model"]["negative_sampling"] == "all_items", name
+    assert UltraGCN(3, 4).negative_sampling == "exclude_positives"       # generic default: the trainer's
+    assert "negative_sampling" not in UltraGCN(3, 4).hparams()          # as before the option: old checkpoints resume
+    assert UltraGCN(3, 4, negative_sampling="all_items").hparams()["negative_sampling"] == "all_items"
+
+
+def test_all_items_negatives_are_uniform_over_all_items():
+    """NegativeSampler(exclude_positives=False): every item, the user's training items included,
+    has probability 1/I: 36,000 draws for user 0 (4 of 9 items in training), 4,000 expected each."""
+    from graphkit.training.sampling import NegativeSampler
+
+    R = small_matrix()
+    users = np.zeros(4000, dtype=np.int64)
+    excl = NegativeSampler(R).sample(users, 9, seed=3)
+    assert not np.isin(excl, SMALL_ITEMS[0]).any()                  # the default excludes positives
+    neg = NegativeSampler(R, exclude_positives=False).sample(users, 9, seed=3)
+    counts = np.bincount(neg.ravel(), minlength=I_SMALL)
+    sd = math.sqrt(36000 * (1 / 9) * (8 / 9))                        # binomial sd, about 60
+    assert np.abs(counts - 4000).max() < 5 * sd, counts
+    again = NegativeSampler(R, exclude_positives=False).sample(users, 9, seed=3)
+    np.testing.assert_array_equal(neg, again)                         # deterministic in the seed
+
+
+@pytest.mark.parametrize("mode", ["exclude_positives", "all_items"])
+def test_trainer_negatives_follow_the_option(mode, monkeypatch):
+    """Through graphkit.fit: the negatives that reach the loss contain the user's training
+    items at the rate d_u / I with "all_items", never with "exclude_positives"."""
+    import graphkit
+    from graphkit.datasets.recommendation import RecDataset
+
+    R, held = planted_dataset()
+    U, I = R.shape
+    ho = sp.csr_matrix((np.ones(U, dtype=np.float32), (np.arange(U), held)), shape=(U, I))
+    R = R.astype(np.float32)
+    ds = RecDataset(name="planted", num_users=U, num_items=I, train=R, valid=ho, test=ho,
+                    full_train=(R + ho).tocsr(), fingerprint=graphkit.utils.fingerprint_arrays(R.indices, held))
+    seen = []
+    real = UltraGCN.loss_terms
+
+    def spy(self, users, pos_items, neg_items):
+        seen.append((users.clone(), neg_items.clone()))
+        return real(self, users, pos_items, neg_items)
+
+    monkeypatch.setattr(UltraGCN, "loss_terms", spy)
+    graphkit.fit("ultragcn", ds, negative_sampling=mode, embedding_dim=4, num_neighbors=2, epochs=2,
+                 eval_every=1, batch_size=64, num_negatives=16, num_threads=1, progress=False)
+    dense = R.toarray() > 0
+    hits = draws = 0
+    expected = 0.0
+    for users, neg in seen:
+        hits += int(dense[users.numpy()[:, None], neg.numpy()].sum())
+        draws += neg.numel()
+        expected += float((dense[users.numpy()].sum(1) / I).sum()) * neg.shape[1]
+    assert draws > 5000
+    if mode == "exclude_positives":
+        assert hits == 0
+    else:
+        assert abs(hits - expected) < 0.15 * expected, (hits, expected)

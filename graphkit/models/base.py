@@ -25,10 +25,17 @@ class RecommenderModel(nn.Module):
         presets: per-dataset hyper-parameters from the paper, ``{dataset: {name: value}}``.
         default_train: training defaults (``lr``, ``batch_size``, ``num_negatives``,
             ``epochs``, ...) that the trainer uses unless overridden.
+
+    Attributes:
+        negative_sampling: where the trainer draws negatives from: ``"exclude_positives"``
+            (uniform over the items the user has no training interaction with; the default)
+            or ``"all_items"`` (uniform over all items).  A model may make it a constructor
+            argument (UltraGCN does).
     """
 
     presets: ClassVar[Dict[str, Dict[str, Any]]] = {}
     default_train: ClassVar[Dict[str, Any]] = {}
+    negative_sampling: str = "exclude_positives"
 
     def __init__(self, num_users: int, num_items: int) -> None:
         super().__init__()

@@ -11,7 +11,9 @@ For a node ``v`` of a mini-batch:
    (``Â = D̃^{-1/2}(A + I)D̃^{-1/2}``, :func:`hop_features`): a sequence of ``3K`` tokens whose
    receptive field reaches 4 hops with only 2-hop sampling.
 2. **Local module.**  An MLP embeds every token; one pre-LayerNorm transformer layer
-   (multi-head self-attention + FFN) runs over the ``3K`` tokens; a final LayerNorm; then an
+   (multi-head self-attention + FFN by default; full-width heads and no FFN, as in the
+   authors' code, with ``head_width="full", encoder_ffn=False``) runs over the ``3K``
+   tokens; a final LayerNorm; then an
    attention readout: with ``h_0`` the node's own ``X`` token and ``h_t`` the others,
    ``α = softmax_t(w^T [h_0 ‖ h_t] + b)`` and ``h_local = h_0 + Σ_t α_t h_t`` (the ``h_0`` half
    of ``w`` and ``b`` add the same value to every score and cancel in the softmax, so graphkit
@@ -24,11 +26,12 @@ For a node ``v`` of a mini-batch:
    currently assigned to centroid ``c``, so each centroid stands for its cluster's mass.
 4. ``[h_local ‖ h_global]`` → FFN (Linear, LayerNorm, ReLU, dropout, twice) → linear classifier.
 
-Differences from the paper's code, all deliberate: LayerNorm replaces BatchNorm (batch
-statistics would make distributed training differ from single-process training); the
-global query uses node features only (the paper appends node2vec positional encodings,
-which graphkit does not compute); the codebook's EMA starts from count 1 at each random
-centroid, so centroids that receive no points stay finite.
+Main differences from the authors' code (the full list is in docs/models/largegt.md): the
+default layer layout splits the width across the heads and has an FFN (option above);
+LayerNorm replaces BatchNorm (batch statistics would make distributed training differ from
+single-process training); the global query uses node features only (the paper appends
+node2vec positional encodings, which graphkit does not compute); the codebook's EMA starts
+from count 1 at each random centroid, so centroids that receive no points stay finite.
 """
 from __future__ import annotations
 
@@ -248,41 +251,61 @@ class EMAKMeansCodebook(nn.Module):
 
 # --------------------------------------------------------------------------- layers
 class _MultiHeadAttention(nn.Module):
-    """Multi-head self-attention.  The key projection has no bias: a key bias adds the same
-    ``q·b`` to every logit of a query, which the softmax cancels (its gradient is zero)."""
+    """Multi-head self-attention over ``dim``-wide tokens.
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    ``head_dim`` is the width of each head: ``dim // heads`` (the usual split, output ``dim``
+    wide) or ``dim`` (every head gets the full width and the output is ``heads · dim`` wide,
+    as in the authors' code).  Logits are scaled by ``1/√head_dim``.  The key projection has
+    no bias: a key bias adds the same ``q·b`` to every logit of a query, which the softmax
+    cancels (its gradient is zero)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, head_dim: int) -> None:
         super().__init__()
-        if dim % heads:
-            raise ConfigError(f"hidden_channels ({dim}) must be divisible by heads ({heads})")
         self.heads = heads
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim, bias=False)
-        self.value = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
+        self.head_dim = head_dim
+        self.width = heads * head_dim
+        self.query = nn.Linear(dim, self.width)
+        self.key = nn.Linear(dim, self.width, bias=False)
+        self.value = nn.Linear(dim, self.width)
+        self.out = nn.Linear(self.width, self.width)
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = (lin(x).view(B, T, self.heads, D // self.heads).transpose(1, 2)
+        B, T, _ = x.shape
+        q, k, v = (lin(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
                    for lin in (self.query, self.key, self.value))
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+        return self.out(y.transpose(1, 2).reshape(B, T, self.width))
 
 
 class _EncoderLayer(nn.Module):
-    """Pre-LayerNorm transformer layer: ``x + MHA(LN(x))`` then ``+ FFN(LN(·))``."""
+    """Pre-LayerNorm transformer layer: ``r(x) + MHA(LN(x))``, then ``+ FFN(LN(·))`` when ``ffn``.
 
-    def __init__(self, dim: int, heads: int, dropout: float, attn_dropout: float) -> None:
+    With ``full_width=False`` the heads split ``dim`` and ``r`` is the identity.  With
+    ``full_width=True`` every head is ``dim`` wide, the attention output is ``w = heads·dim``
+    wide and ``r`` is a learned linear map ``dim → w`` (the authors' ``res_proj``, present
+    for any number of heads).  The FFN is ``Linear(w, 2w) → GELU → Linear(2w, w)``; the
+    authors' layer has none (``ffn=False``)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, attn_dropout: float,
+                 full_width: bool = False, ffn: bool = True) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = _MultiHeadAttention(dim, heads, attn_dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.attn = _MultiHeadAttention(dim, heads, attn_dropout, dim if full_width else dim // heads)
+        w = self.width = self.attn.width
+        self.res_proj = nn.Linear(dim, w) if full_width else None
+        if ffn:
+            self.norm2 = nn.LayerNorm(w)
+            self.ffn = nn.Sequential(nn.Linear(w, 2 * w), nn.GELU(), nn.Linear(2 * w, w))
+        else:
+            self.norm2 = self.ffn = None
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.norm1(x)))
+        res = x if self.res_proj is None else self.res_proj(x)
+        x = res + self.dropout(self.attn(self.norm1(x)))
+        if self.ffn is None:
+            return x
         return x + self.dropout(self.ffn(self.norm2(x)))
 
 
@@ -291,17 +314,20 @@ def _mlp(i: int, h: int, dropout: float, norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-#: The paper's settings (Sec. 5 / Table 3 and the authors' scripts): sequence length K, hidden
-#: width, 4096 centroids, 2 heads, Adam lr 1e-3, batch 1024, 500 epochs budget.
+#: The paper's settings (Sec. 5 / Table 3 and the authors' scripts, docs/03_reproduce.md of
+#: snap-research/LargeGT): sequence length K, hidden width, global dim (128 on papers100M, else
+#: 64), 4096 centroids, 2 heads, Adam lr 1e-3, batch 1024 (2048 on snap-patents), 500 epochs budget,
+#: and the authors' layer layout: full-width heads, no FFN in the local transformer layer.
 PAPER_PRESETS: Dict[str, Dict[str, Any]] = {
-    "ogbn-products": {"model": {"num_tokens": 100, "hidden_channels": 256}},
-    "snap-patents": {"model": {"num_tokens": 50, "hidden_channels": 128}},
-    "ogbn-papers100M": {"model": {"num_tokens": 100, "hidden_channels": 512}},
+    "ogbn-products": {"model": {"num_tokens": 100, "hidden_channels": 256, "global_dim": 64}, "batch_size": 1024},
+    "snap-patents": {"model": {"num_tokens": 50, "hidden_channels": 128, "global_dim": 64}, "batch_size": 2048},
+    "ogbn-papers100M": {"model": {"num_tokens": 100, "hidden_channels": 512, "global_dim": 128}, "batch_size": 1024},
 }
 for _p in PAPER_PRESETS.values():
-    _p["model"].update({"num_centroids": 4096, "heads": 2, "global_dim": 64, "dropout": 0.5, "attn_dropout": 0.0})
-    _p["train"] = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 1024, "epochs": 500, "patience": 50,
-                   "select": "val_acc"}
+    _p["model"].update({"num_centroids": 4096, "heads": 2, "dropout": 0.5, "attn_dropout": 0.0,
+                        "head_width": "full", "encoder_ffn": False})
+    _p["train"] = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": _p.pop("batch_size"), "epochs": 500,
+                   "patience": 50, "select": "val_acc"}
 
 
 class LargeGT(NodeModel):
@@ -322,6 +348,21 @@ class LargeGT(NodeModel):
         ema_decay: codebook EMA decay γ.
         mode: ``"full"`` (local + global), ``"local"`` or ``"global"`` (ablations).
         token_seed: seed of the token sequences drawn by :meth:`forward` on a whole graph.
+        head_width: ``"split"`` (default): the ``heads`` heads share ``hidden_channels``
+            (``hidden_channels / heads`` each, the usual transformer layout), and each branch
+            outputs ``hidden_channels``.  ``"full"``: as in the authors' code, every head of the
+            local and the global attention is ``hidden_channels`` wide; each branch then
+            outputs ``w = heads · hidden_channels``, the local residual goes through a linear
+            map ``hidden_channels → w``, the final LayerNorm and the readout work on width
+            ``w`` and the output FFN maps ``[h_local ‖ h_global]`` to ``w`` and then to
+            ``hidden_channels``.
+        encoder_ffn: give the local transformer layer its position-wise FFN sublayer
+            (``+ FFN(LN(·))``, default).  The authors' layer has none (``False``).
+
+    ``head_width="full", encoder_ffn=False`` is the authors' architecture (snap-research/LargeGT,
+    ``local_module.py`` and ``model.py``), used by the paper-dataset presets; the defaults (and
+    the small-graph presets) are graphkit's layout, with which the model card's numbers were
+    measured.  The other differences from the authors' code are listed in the model card.
 
     Mini-batch use (what :mod:`graphkit.training.minibatch` does)::
 
@@ -365,6 +406,8 @@ class LargeGT(NodeModel):
         ema_decay: float = 0.99,
         mode: str = "full",
         token_seed: int = 0,
+        head_width: str = "split",
+        encoder_ffn: bool = True,
     ) -> None:
         super().__init__(in_channels, num_classes)
         for name, value in (("hidden_channels", hidden_channels), ("num_tokens", num_tokens), ("heads", heads),
@@ -378,10 +421,16 @@ class LargeGT(NodeModel):
         for name, p in (("dropout", dropout), ("attn_dropout", attn_dropout)):
             if not 0.0 <= float(p) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {p!r}")
-        if hidden_channels % heads:
-            raise ConfigError(f"hidden_channels ({hidden_channels}) must be divisible by heads ({heads})")
-        if global_dim % heads:
-            raise ConfigError(f"global_dim ({global_dim}) must be divisible by heads ({heads})")
+        if head_width not in ("split", "full"):
+            raise ConfigError(f"head_width must be 'split' or 'full', got {head_width!r}")
+        if not isinstance(encoder_ffn, bool):
+            raise ConfigError(f"encoder_ffn must be True or False, got {encoder_ffn!r}")
+        if head_width == "split" and hidden_channels % heads:
+            raise ConfigError(f"hidden_channels ({hidden_channels}) must be divisible by heads ({heads}) "
+                              "with head_width='split'")
+        if head_width == "split" and global_dim % heads:
+            raise ConfigError(f"global_dim ({global_dim}) must be divisible by heads ({heads}) "
+                              "with head_width='split'")
         self.hidden_channels = hidden_channels
         self.num_tokens = num_tokens
         self.num_hops = num_hops
@@ -393,26 +442,32 @@ class LargeGT(NodeModel):
         self.ema_decay = float(ema_decay)
         self.mode = mode
         self.token_seed = int(token_seed)
+        self.head_width = head_width
+        self.encoder_ffn = encoder_ffn
         h = hidden_channels
+        full = head_width == "full"
+        hd = h if full else h // heads          # width of one attention head
+        w = self.branch_width = heads * hd      # width of each branch's output
         self.use_local = mode in ("full", "local")
         self.use_global = mode in ("full", "global")
         if self.use_local:
             self.token_mlp = _mlp(in_channels, h, self.dropout, norm=False)
-            self.encoder = _EncoderLayer(h, heads, self.dropout, self.attn_dropout)
-            self.final_norm = nn.LayerNorm(h)
+            self.encoder = _EncoderLayer(h, heads, self.dropout, self.attn_dropout, full_width=full,
+                                         ffn=encoder_ffn)
+            self.final_norm = nn.LayerNorm(w)
             # the paper scores w^T [h_0 || h_t] + b; the h_0 half and b are the same for every t and
             # cancel in the softmax over t, so only the h_t half is a parameter here (same function)
-            self.readout = nn.Linear(h, 1, bias=False)
+            self.readout = nn.Linear(w, 1, bias=False)
         if self.use_global:
             self.node_mlp = _mlp(in_channels, h, self.dropout, norm=True)
             self.query_proj = nn.Linear(h, global_dim)
-            self.g_query = nn.Linear(global_dim, h)
-            self.g_key = nn.Linear(global_dim, h, bias=False)  # a key bias cancels in the softmax
-            self.g_value = nn.Linear(global_dim, h)
+            self.g_query = nn.Linear(global_dim, w)
+            self.g_key = nn.Linear(global_dim, w, bias=False)  # a key bias cancels in the softmax
+            self.g_value = nn.Linear(global_dim, w)
             self.codebook = EMAKMeansCodebook(num_centroids, global_dim, decay=ema_decay)
-        width = h * (int(self.use_local) + int(self.use_global))
-        self.ffn = nn.Sequential(nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU(), nn.Dropout(self.dropout),
-                                 nn.Linear(h, h), nn.LayerNorm(h), nn.ReLU(), nn.Dropout(self.dropout))
+        width = w * (int(self.use_local) + int(self.use_global))
+        self.ffn = nn.Sequential(nn.Linear(width, w), nn.LayerNorm(w), nn.ReLU(), nn.Dropout(self.dropout),
+                                 nn.Linear(w, h), nn.LayerNorm(h), nn.ReLU(), nn.Dropout(self.dropout))
         self.classifier = nn.Linear(h, num_classes)
         self._full_cache: Dict[Any, Any] = {}
         self.reset_parameters()
@@ -473,7 +528,9 @@ class LargeGT(NodeModel):
 
     # ------------------------------------------------------------------ forward
     def local_forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The local branch: token MLP, transformer layers and attention readout, ``[B, h]``.
+        """The local branch: token MLP, transformer layer and attention readout, ``[B, w]``
+        (``w`` = ``branch_width``: ``hidden_channels``, or ``heads · hidden_channels`` with
+        ``head_width="full"``).
 
         Args:
             tokens: token sequences ``[B, T, F]``.
@@ -487,7 +544,8 @@ class LargeGT(NodeModel):
         return h0.squeeze(1) + (alpha * rest).sum(1)
 
     def global_forward(self, x_nodes: torch.Tensor, node_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The global branch: attention of each node over the codebook centroids, ``[B, h]``.
+        """The global branch: attention of each node over the codebook centroids, ``[B, w]``
+        (``w`` = ``branch_width``).
 
         In training mode the codebook also takes one EMA k-means step on the batch queries.
 
@@ -498,15 +556,16 @@ class LargeGT(NodeModel):
         q_in = self.query_proj(self.node_mlp(x_nodes))  # [B, global_dim]
         z = F.layer_norm(q_in, (self.global_dim,))
         cb = self.codebook
-        B, H, h = q_in.shape[0], self.heads, self.hidden_channels
-        q = self.g_query(z).view(B, H, h // H).transpose(0, 1)               # [H, B, d]
+        B, H, w = q_in.shape[0], self.heads, self.branch_width
+        d = w // H                                                            # one head's width
+        q = self.g_query(z).view(B, H, d).transpose(0, 1)                     # [H, B, d]
         cents = cb.centroids.clone()  # a snapshot: the EMA update below rewrites the buffer in place
-        k = self.g_key(cents).view(-1, H, h // H).transpose(0, 1)      # [H, C, d]
-        v = self.g_value(cents).view(-1, H, h // H).transpose(0, 1)    # [H, C, d]
-        logits = q @ k.transpose(1, 2) / math.sqrt(h // H) + cb.log_counts()  # [H, B, C]
+        k = self.g_key(cents).view(-1, H, d).transpose(0, 1)           # [H, C, d]
+        v = self.g_value(cents).view(-1, H, d).transpose(0, 1)         # [H, C, d]
+        logits = q @ k.transpose(1, 2) / math.sqrt(d) + cb.log_counts()  # [H, B, C]
         attn = torch.softmax(logits, dim=-1)
         attn = F.dropout(attn, self.attn_dropout, self.training)
-        out = (attn @ v).transpose(0, 1).reshape(B, h)
+        out = (attn @ v).transpose(0, 1).reshape(B, w)
         if self.training:
             cb.update(z, node_ids)
         return out
@@ -564,4 +623,4 @@ class LargeGT(NodeModel):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.num_classes}, hidden={self.hidden_channels}, "
                 f"K={self.num_tokens}, hops={self.num_hops}, centroids={self.num_centroids}, heads={self.heads}, "
-                f"mode={self.mode!r})")
+                f"mode={self.mode!r}, head_width={self.head_width!r}, encoder_ffn={self.encoder_ffn})")

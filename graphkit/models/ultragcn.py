@@ -24,6 +24,10 @@ from .base import RecommenderModel
 
 __all__ = ["UltraGCN", "degree_weights", "item_item_neighbors"]
 
+#: Values of ``UltraGCN(negative_sampling=...)``: exclude the user's training items from the
+#: negatives (graphkit's sampler), or draw them from all items (the authors' configs).
+NEGATIVE_SAMPLING = ("exclude_positives", "all_items")
+
 # Estimated peak working memory of item_item_neighbors per stored entry of a G-chunk
 # (sparse product, index arrays, weights, sort permutation and temporaries of the NumPy
 # path; conservative for the numba kernel, which only needs the sparse product).
@@ -351,6 +355,12 @@ class UltraGCN(RecommenderModel):
         initial_weight: standard deviation of the normal embedding initialization.
         chunk_size: rows of G = RᵀR computed at once in :meth:`prepare`.
         chunk_memory_mb: approximate memory budget (MiB) of one such chunk.
+        negative_sampling: which items the trainer draws the negatives from.
+            ``"exclude_positives"`` (default): uniform over the items the user has no
+            training interaction with (official config ``sampling_sift_pos = yes``).
+            ``"all_items"``: uniform over all I items, so a user's own training items can
+            come up as negatives, as in the authors' configs for gowalla, yelp2018,
+            amazon-book and ml-1m (``sampling_sift_pos = no``); every preset uses it.
 
     Buffers (filled by :meth:`prepare`): ``beta_user [U]``, ``beta_item [I]``
     (β_{u,i} = beta_user[u]·beta_item[i]), ``item_neighbors [I, K] int64``,
@@ -374,35 +384,41 @@ class UltraGCN(RecommenderModel):
     # during the first 50 epochs and every epoch afterwards; 5 is our cheaper choice.
     # patience (in evaluations): the authors' early_stop_epoch expressed in our
     # eval_every=5 units, rounded: gowalla 150/5 = 30, yelp2018/amazon 15/5 = 3, ml-1m 50/5 = 10.
-    # The official configs sample negatives uniformly over all items, positives not
-    # excluded (sampling_sift_pos = no), with Adam.  Unverified: the configs were read
-    # from the public repository, not checked against the paper's tables; the paper's
-    # setup uses embedding size 64 as far as we recall, the official ML-1M config 128.
+    # Negatives [sampling_sift_pos]: all four configs say "no", i.e. uniform over all items
+    # with the user's training items not excluded: negative_sampling = "all_items" (until
+    # that option existed graphkit trained every preset with positives excluded).  Adam.
+    # Every value above was checked against xue-pai/UltraGCN's *_config.ini (2026-12-06), not
+    # against the paper's tables; the paper's setup uses embedding size 64 as far as we
+    # recall, the official ML-1M config 128.
     presets: ClassVar[Dict[str, Dict[str, Any]]] = {
         "gowalla": {
             "model": {"embedding_dim": 64, "w1": 1e-6, "w2": 1.0, "w3": 1e-6, "w4": 1.0,
                       "negative_weight": 300.0, "norm_weight": 1e-4, "item_item_weight": 5e-4,
-                      "num_neighbors": 10, "initial_weight": 1e-4},
+                      "num_neighbors": 10, "initial_weight": 1e-4,
+                      "negative_sampling": "all_items"},
             "train": {"lr": 1e-4, "batch_size": 512, "num_negatives": 1500, "epochs": 2000, "eval_every": 5, "patience": 30},
         },
         "yelp2018": {
             "model": {"embedding_dim": 64, "w1": 1e-8, "w2": 1.0, "w3": 1e-8, "w4": 1.0,
                       "negative_weight": 300.0, "norm_weight": 1e-4, "item_item_weight": 5e-4,
-                      "num_neighbors": 10, "initial_weight": 1e-4},
+                      "num_neighbors": 10, "initial_weight": 1e-4,
+                      "negative_sampling": "all_items"},
             "train": {"lr": 1e-3, "batch_size": 1024, "num_negatives": 800, "epochs": 2000, "eval_every": 5, "patience": 3},
         },
         "amazon-book": {
             # note w3 = 1, w4 = 1e-8 here (negatives barely β-weighted), unlike the others
             "model": {"embedding_dim": 64, "w1": 1e-8, "w2": 1.0, "w3": 1.0, "w4": 1e-8,
                       "negative_weight": 500.0, "norm_weight": 1e-4, "item_item_weight": 2.75,
-                      "num_neighbors": 10, "initial_weight": 1e-4},
+                      "num_neighbors": 10, "initial_weight": 1e-4,
+                      "negative_sampling": "all_items"},
             "train": {"lr": 1e-3, "batch_size": 1024, "num_negatives": 500, "epochs": 2000, "eval_every": 5, "patience": 3},
         },
         "ml-1m": {
             # embedding_dim 128 and initial_weight 1e-3 as in the official ml-1m config
             "model": {"embedding_dim": 128, "w1": 1e-7, "w2": 1.0, "w3": 1e-7, "w4": 1.0,
                       "negative_weight": 200.0, "norm_weight": 1e-4, "item_item_weight": 1e-3,
-                      "num_neighbors": 10, "initial_weight": 1e-3},
+                      "num_neighbors": 10, "initial_weight": 1e-3,
+                      "negative_sampling": "all_items"},
             "train": {"lr": 1e-3, "batch_size": 1024, "num_negatives": 200, "epochs": 2000, "eval_every": 5, "patience": 10},
         },
     }
@@ -427,6 +443,7 @@ class UltraGCN(RecommenderModel):
         initial_weight: float = 1e-4,
         chunk_size: int = 1024,
         chunk_memory_mb: float = 256.0,
+        negative_sampling: str = "exclude_positives",
     ) -> None:
         super().__init__(num_users, num_items)
         self.embedding_dim = _check_int("embedding_dim", embedding_dim, minimum=1)
@@ -441,6 +458,10 @@ class UltraGCN(RecommenderModel):
         self.initial_weight = _check_real("initial_weight", initial_weight, positive=True)
         self.chunk_size = _check_int("chunk_size", chunk_size, minimum=1)
         self.chunk_memory_mb = _check_real("chunk_memory_mb", chunk_memory_mb, positive=True)
+        if negative_sampling not in NEGATIVE_SAMPLING:
+            raise ConfigError(f"negative_sampling must be one of {', '.join(map(repr, NEGATIVE_SAMPLING))}, "
+                              f"got {negative_sampling!r}")
+        self.negative_sampling = str(negative_sampling)
 
         self.user_embedding = nn.Embedding(self.num_users, self.embedding_dim)
         self.item_embedding = nn.Embedding(self.num_items, self.embedding_dim)
@@ -458,6 +479,16 @@ class UltraGCN(RecommenderModel):
         """Re-draw both embedding tables from N(0, initial_weight²) (prepared buffers are kept)."""
         nn.init.normal_(self.user_embedding.weight, std=self.initial_weight)
         nn.init.normal_(self.item_embedding.weight, std=self.initial_weight)
+
+    def hparams(self) -> Dict[str, Any]:
+        """The constructor arguments of this instance, without ``negative_sampling`` when it is
+        the default ``"exclude_positives"`` (the only behaviour before the option existed):
+        run records and resumable checkpoints written earlier then still match (the trainer
+        refuses to resume when the hyper-parameters differ)."""
+        out = super().hparams()
+        if out.get("negative_sampling") == "exclude_positives":
+            del out["negative_sampling"]
+        return out
 
     # ------------------------------------------------------------------ data-dependent state
     def prepare(self, train: Optional[sp.csr_matrix], graph: Optional[Graph] = None) -> None:
@@ -613,4 +644,5 @@ class UltraGCN(RecommenderModel):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.num_users}, {self.num_items}, "
-                f"embedding_dim={self.embedding_dim}, num_neighbors={self.num_neighbors})")
+                f"embedding_dim={self.embedding_dim}, num_neighbors={self.num_neighbors}, "
+                f"negative_sampling={self.negative_sampling!r})")

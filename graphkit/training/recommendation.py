@@ -2,7 +2,8 @@
 
 One epoch visits every training interaction once in a seeded random order; each
 positive gets ``num_negatives`` uniform negatives that exclude the user's
-training items.  Every ``eval_every`` epochs the model is ranked on the
+training items (or, for a model whose ``negative_sampling`` is ``"all_items"``,
+uniform over all items).  Every ``eval_every`` epochs the model is ranked on the
 validation split (never on test); the best weights by ``select_metric`` are kept
 and training stops after ``patience`` evaluations without improvement.  The test
 split is evaluated once, at the end, with the selected weights.
@@ -358,7 +359,7 @@ class RecommendationTrainer:
         self.model.to(self.device)
         graph = ds.graph().to(self.device)
         self.model.prepare(ds.train, graph)
-        sampler = NegativeSampler(ds.train)
+        sampler = NegativeSampler(ds.train, exclude_positives=self.model.negative_sampling != "all_items")
         users_all, items_all = _interactions(ds.train)
         n_inter = users_all.shape[0]
         if n_inter == 0:

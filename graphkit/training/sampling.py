@@ -44,7 +44,7 @@ def _in_sorted(arr: np.ndarray, lo: int, hi: int, value: int) -> bool:
 
 @numba.njit(cache=True)
 def _sample(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n: int, num_items: int,
-            seed: np.uint64, max_tries: int) -> np.ndarray:
+            seed: np.uint64, max_tries: int, exclude: bool) -> np.ndarray:
     B = users.shape[0]
     out = np.empty((B, n), dtype=np.int64)
     for r in range(B):
@@ -55,7 +55,7 @@ def _sample(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n: int, 
         for s in range(n):
             base = _splitmix64(seed ^ _splitmix64(np.uint64(r) * np.uint64(1_000_003) + np.uint64(s)))
             j = np.int64(-1)
-            if free <= 0:  # the user has every item: nothing to exclude against
+            if free <= 0 or not exclude:  # uniform over all items (or the user has every item)
                 j = np.int64(_splitmix64(base) % np.uint64(num_items))
             else:
                 for a in range(max_tries):
@@ -76,7 +76,8 @@ def _sample(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n: int, 
 
 
 class NegativeSampler:
-    """Uniform negative items for each user, excluding the user's training items.
+    """Uniform negative items for each user, excluding the user's training items (default)
+    or drawn from all items.
 
     Args:
         train: the [U, I] training matrix (CSR); its rows are the items to exclude.
@@ -84,15 +85,18 @@ class NegativeSampler:
             interacted with nearly every item) the draw is made exactly, by picking a
             uniform rank among the items the user lacks and walking the sorted row.
             Either way every draw is uniform over the items the user lacks.
+        exclude_positives: ``False`` draws every negative uniformly from all items, the
+            user's training items included (UltraGCN's official ``sampling_sift_pos = no``).
     """
 
-    def __init__(self, train: sp.csr_matrix, max_tries: int = 20) -> None:
+    def __init__(self, train: sp.csr_matrix, max_tries: int = 20, exclude_positives: bool = True) -> None:
         csr = sp.csr_matrix(train)
         csr.sort_indices()
         self.indptr = csr.indptr.astype(np.int64)
         self.indices = csr.indices.astype(np.int64)
         self.num_users, self.num_items = csr.shape
         self.max_tries = int(max_tries)
+        self.exclude_positives = bool(exclude_positives)
 
     def sample(self, users: np.ndarray, n: int, seed: int) -> np.ndarray:
         """``[len(users), n]`` negative item ids, deterministic in ``seed``."""
@@ -102,7 +106,7 @@ class NegativeSampler:
         if users.size and (users.min() < 0 or users.max() >= self.num_users):
             raise ConfigError(f"user ids must lie in [0, {self.num_users}), got {users.min()}..{users.max()}")
         return _sample(self.indptr, self.indices, users, int(n), int(self.num_items),
-                       np.uint64(seed % (2**63)), self.max_tries)
+                       np.uint64(seed % (2**63)), self.max_tries, self.exclude_positives)
 
 
 __all__ = ["NegativeSampler"]
