@@ -28,14 +28,22 @@ Three parts, each printed as a table and written to ``--out`` (JSON):
 3. ``timing``: graphon estimation for 2,000 graphs (synthetic and ogbg-molbbbp) and
    feasibility scoring.
 
-    GRAPHKIT_DATA=/path/to/datasets python benchmarks/validate_w2pgnn.py --threads 1 --out runs/w2pgnn.json
-    python benchmarks/validate_w2pgnn.py --parts synthetic timing
+Every part scores with the defaults of :func:`graphkit.w2pgnn.feasibility` (the paper's pipeline:
+zero-padding, sorting-and-smoothing with TV denoising, integrated + domain + 5 topological bases,
+exact GW distance at the entropic fit) and with domain / cluster bases alone.  ``--legacy`` adds
+graphkit's previous defaults (``method="histogram", align="resize", distance="entropic"``) for
+before/after tables from one run.  ``--tv-weights`` (synthetic part only) scores the default
+pipeline at several TV weights, to choose the default on a validation seed.
+
+    GRAPHKIT_DATA=/path/to/datasets python benchmarks/validate_w2pgnn.py --threads 1 --legacy --out runs/w2pgnn.json
+    python benchmarks/validate_w2pgnn.py --parts synthetic --seed 2 --tv-weights 0 0.003 0.01 0.03 0.1 authors
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -147,32 +155,60 @@ def part_synthetic(args: argparse.Namespace) -> Dict[str, Any]:
     for k, u in STRESS.items():
         cases.append(("stress", k, u, None, 1.0))
 
+    legacy = dict(method="histogram", align="resize", distance="entropic")
+    configs: Dict[str, Dict[str, Any]] = {}
+    if args.tv_weights:
+        for w in args.tv_weights:
+            configs[f"paper_tv{w}"] = dict(tv_weight=w if w == "authors" else float(w))
+    else:
+        configs["paper"] = {}
+        configs["domain"] = dict(bases="domain")
+        configs["cluster"] = dict(bases="cluster", num_bases=4)
+        if args.legacy:
+            configs["legacy_domain"] = dict(bases="domain", **legacy)
+            configs["legacy_cluster"] = dict(bases="cluster", num_bases=4, **legacy)
     rows = []
-    print(f"\n== synthetic: {len(cases)} downstream sets, {args.graphs_per_set} graphs each, R={R}")
-    print(f"{'case':32s} {'kind':9s} {'lam':>4s} {'true_L2':>8s} {'true_GW':>9s} {'W2P dom':>9s} {'W2P clu':>9s}  weights (domain)")
+    print(f"\n== synthetic: {len(cases)} downstream sets, {args.graphs_per_set} graphs each, R={R}; "
+          f"configs {list(configs)}")
+    print(f"{'case':32s} {'kind':9s} {'lam':>4s} {'true_L2':>8s} {'true_GW':>9s} "
+          + " ".join(f"{c[:12]:>12s}" for c in configs) + "  weights (first config with domains)")
     for kind, name, f, a, lam in cases:
         down = sample_set(f, args.graphs_per_set, rng)
         t0 = time.perf_counter()
-        dom = W.feasibility(pre, down, bases="domain", resolution=R, seed=args.seed)
-        clu = W.feasibility(pre, down, bases="cluster", num_bases=4, resolution=R, seed=args.seed)
+        res = {c: W.feasibility(pre, down, resolution=R, seed=args.seed, **kw) for c, kw in configs.items()}
         secs = time.perf_counter() - t0
-        tgw = W.fit_combination(true_bases, block_average(f, R), seed=args.seed).distance
+        true_fit = W.fit_combination(true_bases, block_average(f, R), seed=args.seed)
+        tgw = true_fit.distance
         tl2 = true_l2(f, fam)
-        rows.append(dict(case=name, kind=kind, lam=lam, true_alpha=None if a is None else a.round(3).tolist(),
-                         true_l2=tl2, true_gw=tgw, distance_domain=dom.distance, distance_cluster=clu.distance,
-                         weights_domain=dom.weights.numpy().round(3).tolist(),
-                         weights_cluster=clu.weights.numpy().round(3).tolist(), seconds=secs))
-        print(f"{name:32s} {kind:9s} {lam:4.2f} {tl2:8.4f} {tgw:9.5f} {dom.distance:9.5f} {clu.distance:9.5f}  "
-              f"{np.round(dom.weights.numpy(), 2)}", flush=True)
+        row = dict(case=name, kind=kind, lam=lam, true_alpha=None if a is None else a.round(3).tolist(),
+                   true_l2=tl2, true_gw=tgw, true_gw_exact=true_fit.exact_distance, seconds=secs)
+        for c, r in res.items():
+            row[f"distance_{c}"] = r.distance
+            row[f"fitted_{c}"] = r.fitted_distance
+            row[f"exact_{c}"] = r.exact_distance
+            row[f"weights_{c}"] = dict(zip(r.basis_names, r.weights.numpy().round(3).tolist()))
+            if a is not None and c.endswith("domain"):
+                row[f"weight_error_{c}"] = float(np.abs(r.weights.numpy() - a).mean())
+        rows.append(row)
+        shown = next((r for c, r in res.items() if "domain" in c), next(iter(res.values())))
+        print(f"{name:32s} {kind:9s} {lam:4.2f} {tl2:8.4f} {tgw:9.5f} "
+              + " ".join(f"{r.distance:12.5g}" for r in res.values()) + f"  {np.round(shown.weights.numpy(), 2)}",
+              flush=True)
     main = [r for r in rows if r["kind"] != "stress"]
-    out: Dict[str, Any] = {"rows": rows, "num_main_cases": len(main)}
+    out: Dict[str, Any] = {"rows": rows, "num_main_cases": len(main), "configs": {c: {k: str(v) for k, v in kw.items()}
+                                                                                   for c, kw in configs.items()}}
     for truth in ("true_l2", "true_gw"):
-        for est in ("distance_domain", "distance_cluster"):
+        for c in configs:
+            est = f"distance_{c}"
             out[f"spearman_{est}_vs_{truth}"] = spearman([r[est] for r in main], [r[truth] for r in main])
             out[f"spearman_{est}_vs_{truth}_with_stress"] = spearman([r[est] for r in rows], [r[truth] for r in rows])
+    for c in configs:
+        errs = [r[f"weight_error_{c}"] for r in rows if f"weight_error_{c}" in r and r["kind"] == "mixture"]
+        if errs:
+            out[f"weight_error_{c}_mixtures"] = float(np.mean(errs))
     print("Spearman (main cases, n=%d):" % len(main))
     for k, v in out.items():
-        if k.startswith("spearman"):
+        if k.startswith("spearman") or k.startswith("weight_error"):
             print(f"  {k:60s} {v:+.3f}")
     return out
 
@@ -294,23 +330,30 @@ def part_real(args: argparse.Namespace) -> Dict[str, Any]:
     data = {n: datasets.load(n) for n in MOLECULES}
     out: Dict[str, Any] = {"targets": {}}
     print(f"\n== real: OGB molecules, feasibility of pre-training on the other three (R={args.resolution})")
+    legacy = dict(method="histogram", align="resize", distance="entropic")
+    configs: Dict[str, Dict[str, Any]] = {"paper": {}, "domain": dict(bases="domain"), "cluster": dict(bases="cluster")}
+    if args.legacy:
+        configs["legacy_domain"] = dict(bases="domain", **legacy)
+        configs["legacy_cluster"] = dict(bases="cluster", num_bases=4, **legacy)
     for target in MOLECULES:
         others = {n: data[n] for n in MOLECULES if n != target}
         t0 = time.perf_counter()
-        dom = W.feasibility(others, data[target], bases="domain", resolution=args.resolution, seed=args.seed)
-        clu = W.feasibility(others, data[target], bases="cluster", num_bases=4, resolution=args.resolution,
-                            seed=args.seed)
+        res = {c: W.feasibility(others, data[target], resolution=args.resolution, seed=args.seed, **kw)
+               for c, kw in configs.items()}
         secs = time.perf_counter() - t0
-        out["targets"][target] = {
-            "score_domain": dom.score, "score_cluster": clu.score,
-            "weights_domain": dict(zip(dom.basis_names, dom.weights.numpy().round(3).tolist())),
-            "weights_cluster": clu.weights.numpy().round(3).tolist(),
-            "basis_distances_domain": dict(zip(dom.basis_names, dom.details["basis_distances"])),
-            "feasibility_seconds": secs,
-        }
-        print(f"{target:18s} score(domain) {dom.score:+.5f}  score(cluster) {clu.score:+.5f}  weights "
-              f"{ {k.split('-mol')[-1]: round(v, 2) for k, v in zip(dom.basis_names, dom.weights.tolist())} }  ({secs:.1f}s)",
-              flush=True)
+        entry: Dict[str, Any] = {"feasibility_seconds": secs}
+        for c, r in res.items():
+            entry[f"score_{c}"] = r.score
+            entry[f"fitted_{c}"] = r.fitted_distance
+            entry[f"exact_{c}"] = r.exact_distance
+            entry[f"weights_{c}"] = dict(zip(r.basis_names, r.weights.numpy().round(3).tolist()))
+            entry[f"basis_distances_{c}"] = dict(zip(r.basis_names, r.details["basis_distances"]))
+        out["targets"][target] = entry
+        dom = res["domain"]
+        short = {k.split("-mol")[-1]: round(v, 2) for k, v in zip(dom.basis_names, dom.weights.tolist())}
+        print(f"{target:18s} " + "  ".join(f"score({c}) {r.score:+.5g}" for c, r in res.items())
+              + f"  domain weights {short}  ({secs:.1f}s)", flush=True)
+    out["configs"] = list(configs)
 
     if args.gin_seeds > 0:
         from torch.utils.data import ConcatDataset
@@ -341,7 +384,7 @@ def part_real(args: argparse.Namespace) -> Dict[str, Any]:
                   f"scratch {s:.4f} ± {np.std(res['scratch']):.4f}  gain {gain:+.4f} ({100 * gain / abs(s):+.1f}%)  "
                   f"({time.perf_counter() - t0:.0f}s)", flush=True)
         t = out["targets"]
-        for which in ("score_domain", "score_cluster"):
+        for which in [f"score_{c}" for c in out["configs"]]:
             out[f"spearman_{which}_vs_relative_gain"] = spearman([t[n][which] for n in MOLECULES],
                                                                  [t[n]["relative_gain"] for n in MOLECULES])
             print(f"Spearman({which}, relative gain) over 4 targets: {out[f'spearman_{which}_vs_relative_gain']:+.2f}"
@@ -366,16 +409,27 @@ def part_timing(args: argparse.Namespace) -> Dict[str, Any]:
         out[key] = time.perf_counter() - t0
         return res
 
+    legacy = dict(method="histogram", align="resize")
     print(f"\n== timing (threads={torch.get_num_threads()}, R={R})")
-    timed("estimate_2000_synthetic_sas_first_call", lambda: W.estimate_graphon(graphs, R))
-    timed("estimate_2000_synthetic_sas", lambda: W.estimate_graphon(graphs, R))
+    timed("estimate_2000_synthetic_default_first_call", lambda: W.estimate_graphon(graphs, R))
+    timed("estimate_2000_synthetic_default", lambda: W.estimate_graphon(graphs, R))
+    timed("estimate_2000_synthetic_histogram_resize", lambda: W.estimate_graphon(graphs, R, **legacy))
     timed("estimate_2000_synthetic_usvt", lambda: W.estimate_graphon(graphs, R, method="usvt"))
     timed("cluster_bases_2000_synthetic", lambda: W.graphon_bases(graphs, "cluster", num_bases=4, resolution=R))
-    res = timed("feasibility_2000_vs_500_cluster4", lambda: W.feasibility(graphs, down, bases="cluster", num_bases=4,
-                                                                           resolution=R))
-    out["feasibility_2000_vs_500_cluster4_fit_part"] = res.details["seconds_fit"]
+    timed("paper_bases_2000_synthetic", lambda: W.graphon_bases(graphs, resolution=R))
+    res = timed("feasibility_2000_vs_500_default", lambda: W.feasibility(graphs, down, resolution=R))
+    out["feasibility_2000_vs_500_default_fit_part"] = res.details["seconds_fit"]
+    out["feasibility_2000_vs_500_default_num_bases"] = len(res.basis_names)
+    res = timed("feasibility_2000_vs_500_cluster4_legacy",
+                lambda: W.feasibility(graphs, down, bases="cluster", num_bases=4, resolution=R, distance="entropic",
+                                      **legacy))
+    out["feasibility_2000_vs_500_cluster4_legacy_fit_part"] = res.details["seconds_fit"]
+    A, B = W.estimate_graphon(graphs, R), W.estimate_graphon(down, R)
+    timed("exact_gw_R32", lambda: W.exact_gw(A, B))
+    timed("entropic_gw_R32", lambda: W.entropic_gw(A, B))
     bbbp = timed("load_ogbg_molbbbp", lambda: datasets.load("ogbg-molbbbp"))
-    timed("estimate_ogbg_molbbbp_2039", lambda: W.estimate_graphon(bbbp, R))
+    timed("estimate_ogbg_molbbbp_2039_default", lambda: W.estimate_graphon(bbbp, R))
+    timed("estimate_ogbg_molbbbp_2039_histogram_resize", lambda: W.estimate_graphon(bbbp, R, **legacy))
     out["num_edges_synthetic_2000"] = int(sum(g.num_edges for g in graphs) // 2)
     for k, v in out.items():
         print(f"  {k:45s} {v:.3f}" if isinstance(v, float) else f"  {k:45s} {v}")
@@ -395,11 +449,17 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--pretrain-epochs", type=int, default=3)
     ap.add_argument("--finetune-epochs", type=int, default=15)
+    ap.add_argument("--legacy", action="store_true",
+                    help="also score with graphkit's previous defaults (histogram, resize, entropic distance)")
+    ap.add_argument("--tv-weights", nargs="+", default=None,
+                    help="synthetic part: score only the default pipeline at these TV weights ('authors' allowed)")
     ap.add_argument("--out", default="runs/validate_w2pgnn.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    result: Dict[str, Any] = {"args": vars(args), "environment": environment_record(), "machine": platform.node()}
+    result: Dict[str, Any] = {"args": vars(args), "environment": environment_record(), "machine": platform.node(),
+                              "load_average_start": os.getloadavg()}
+    print(f"load average at start: {os.getloadavg()}")
     if "synthetic" in args.parts:
         result["synthetic"] = part_synthetic(args)
     if "real" in args.parts:
@@ -407,7 +467,8 @@ def main() -> None:
     if "timing" in args.parts:
         result["timing"] = part_timing(args)
     result["total_seconds"] = time.perf_counter() - t0
-    print(f"\ntotal {result['total_seconds']:.0f}s")
+    result["load_average_end"] = os.getloadavg()
+    print(f"\ntotal {result['total_seconds']:.0f}s; load average at end: {result['load_average_end']}")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=float))

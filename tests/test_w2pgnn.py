@@ -92,27 +92,188 @@ def test_estimator_is_permutation_invariant():
 
 
 def test_estimator_simple_cases_and_sizes():
+    """The plain histogram (method="histogram", the estimator without smoothing) on hand-made graphs."""
+    H = dict(method="histogram", align="resize")
     star = Graph.from_coo([0, 0, 0, 1, 2, 3], [1, 2, 3, 0, 0, 0], 4)
-    est = W.estimate_graphon([star], 4)  # hub first, then the three (tied) leaves
+    est = W.estimate_graphon([star], 4, **H)  # hub first, then the three (tied) leaves
     expected = np.zeros((4, 4))
     expected[0, 1:] = expected[1:, 0] = 1.0
     assert torch.allclose(est, torch.tensor(expected))
-    assert torch.allclose(W.estimate_graphon([star], 8), torch.tensor(np.kron(expected, np.ones((2, 2)))))
+    assert torch.allclose(W.estimate_graphon([star], 8, **H), torch.tensor(np.kron(expected, np.ones((2, 2)))))
     # all nodes tied (a regular graph): they share [0, 1], so the estimate is constant (the density)
     complete = Graph.from_coo(*np.nonzero(1 - np.eye(5)), 5)
-    assert torch.allclose(W.estimate_graphon([complete], 10), torch.full((10, 10), 0.8, dtype=torch.float64))
+    assert torch.allclose(W.estimate_graphon([complete], 10, **H), torch.full((10, 10), 0.8, dtype=torch.float64))
     empty = Graph.from_coo([], [], 7)  # nodes, no edges: a valid all-zero graphon
     assert float(W.estimate_graphon(empty, 4).abs().max()) == 0.0
     # graphs of different sizes; padding leaves the region beyond a small graph empty
     small = Graph.from_coo(*np.nonzero(1 - np.eye(2)), 2)
-    pad = W.estimate_graphon([complete, small], 10, align="pad")  # small covers [0, 0.4]
+    pad = W.estimate_graphon([complete, small], 10, method="histogram", align="pad")  # small covers [0, 0.4]
     assert float(pad[0, 1]) == pytest.approx((0.8 + 0.5) / 2) and float(pad[9, 9]) == pytest.approx(0.8 / 2)
-    resize = W.estimate_graphon([complete, small], 10)
+    resize = W.estimate_graphon([complete, small], 10, **H)
     assert torch.allclose(resize, torch.full((10, 10), (0.8 + 0.5) / 2, dtype=torch.float64))
     # directions, duplicates, weights and self-loops do not matter
     g = Graph.from_coo([0, 0, 1, 2, 2], [1, 1, 2, 2, 0], 3, edge_weight=[1, 2, 3, 4, 5])
     h = Graph.from_coo([0, 1, 0, 1, 2, 2], [1, 0, 2, 2, 0, 1], 3)
     assert torch.equal(W.estimate_graphon(g, 6), W.estimate_graphon(h, 6))
+
+
+# ----------------------------------------------------------------------------- the paper's estimator (SAS)
+def _rof_objective(u, f, w):
+    gx = np.zeros_like(u)
+    gy = np.zeros_like(u)
+    gx[:-1] = u[1:] - u[:-1]
+    gy[:, :-1] = u[:, 1:] - u[:, :-1]
+    return 0.5 * ((u - f) ** 2).sum() + w * np.sqrt(gx**2 + gy**2).sum()
+
+
+def test_tv_denoise_solves_the_rof_problem():
+    """Reference: the ROF objective minimized by a generic solver (scipy L-BFGS on the TV with a
+    1e-9 smoothing), and scikit-image's denoise_tv_chambolle when it is installed."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(7)
+    f = rng.random((5, 5))
+    f = (f + f.T) / 2
+    for w in (0.02, 0.1, 0.4):
+        ours = W.tv_denoise(f, w)
+        assert ours.mean() == pytest.approx(f.mean(), abs=1e-12)
+
+        def obj(x, d=1e-9):
+            u = x.reshape(f.shape)
+            gx = np.zeros_like(u)
+            gy = np.zeros_like(u)
+            gx[:-1] = u[1:] - u[:-1]
+            gy[:, :-1] = u[:, 1:] - u[:, :-1]
+            nrm = np.sqrt(gx**2 + gy**2 + d * d)
+            val = 0.5 * ((u - f) ** 2).sum() + w * nrm.sum()
+            ax, ay = w * gx / nrm, w * gy / nrm  # gradient = (u - f) - w div(grad u / |grad u|)
+            g = u - f
+            g[:-1] -= ax[:-1]
+            g[1:] += ax[:-1]
+            g[:, :-1] -= ay[:, :-1]
+            g[:, 1:] += ay[:, :-1]
+            return val, g.ravel()
+
+        ref = minimize(obj, f.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 20000, "ftol": 1e-15,
+                                                                              "gtol": 1e-12})
+        assert _rof_objective(ours, f, w) <= ref.fun + 1e-7
+        assert _rof_objective(ours, f, w) >= ref.fun - w * f.size * 2e-9 - 1e-9
+        assert np.abs(ours - ref.x.reshape(f.shape)).max() < 2e-3
+    # weight 0 is the identity; a weight beyond f's G-norm gives the constant mean
+    assert np.array_equal(W.tv_denoise(f, 0.0), f)
+    assert np.allclose(W.tv_denoise(f, 50.0), f.mean(), atol=1e-7)
+    skimage = pytest.importorskip("skimage.restoration")
+    for w in (0.02, 0.1, 0.4):
+        ref = skimage.denoise_tv_chambolle(f, weight=w, eps=1e-14, max_num_iter=200000)
+        assert np.abs(W.tv_denoise(f, w) - ref).max() < 1e-5
+
+
+def _dense_sas_reference(adjs, m, R, tv):
+    """Dense NumPy re-computation of the default estimator: sort each graph by decreasing degree
+    (tied nodes averaged, i.e. sharing their positions), zero-pad to the largest size N, average,
+    block-average into m x m blocks of N/m nodes, TV-denoise, write on the R x R grid."""
+    N = max(a.shape[0] for a in adjs)
+    total = np.zeros((N, N))
+    for A in adjs:
+        n = A.shape[0]
+        deg = A.sum(1)
+        order = np.argsort(-deg, kind="stable")
+        As = A[np.ix_(order, order)]
+        sd = deg[order]
+        S = (sd[:, None] == sd[None, :]) / np.array([(sd == d).sum() for d in sd])[None, :]
+        As = S.T @ As @ S
+        total[:n, :n] += As
+    mean = total / len(adjs)
+    h = N // m
+    H = mean.reshape(m, h, m, h).mean((1, 3))
+    S = W.tv_denoise(H, tv) if tv > 0 else H
+    return np.kron(S, np.ones((R // m, R // m)))
+
+
+def test_default_estimator_is_the_papers_pipeline():
+    """estimate_graphon's default = zero-padding + SAS (histogram with blocks of floor(log2 N) + 1
+    nodes, TV denoising), checked against a dense computation on three small graphs."""
+    rng = np.random.default_rng(8)
+    graphs, adjs = [], []
+    for n in (12, 9, 7):
+        A = np.triu(rng.random((n, n)) < 0.45, 1).astype(float)
+        A = A + A.T
+        adjs.append(A)
+        r, c = np.nonzero(A)
+        graphs.append(Graph.from_coo(r, c, n))
+    assert W.paper_block_size(12) == 4  # so m = 12 // 4 = 3 blocks of 4 nodes
+    est = W.estimate_graphon(graphs, 6)
+    ref = _dense_sas_reference(adjs, 3, 6, W.DEFAULT_TV_WEIGHT)
+    assert np.abs(est.numpy() - ref).max() < 1e-9
+    # stronger smoothing and no smoothing, through the same reference
+    for tv, tol in ((0.2, 1e-9), (0, 1e-12)):
+        est_tv = W.estimate_graphon(graphs, 6, tv_weight=tv).numpy()
+        assert np.abs(est_tv - _dense_sas_reference(adjs, 3, 6, tv)).max() < tol
+    # blocks= overrides the paper's rule; the authors' weight (h) flattens the estimate to its mean
+    assert np.abs(W.estimate_graphon(graphs, 6, blocks=6, tv_weight=0).numpy()
+                  - _dense_sas_reference(adjs, 6, 6, 0)).max() < 1e-12
+    flat = W.estimate_graphon(graphs, 6, tv_weight="authors").numpy()
+    assert np.ptp(flat) < 1e-6 and flat.mean() == pytest.approx(ref.mean(), abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- exact GW
+def test_exact_gw_simple_cases():
+    rng = np.random.default_rng(9)
+    A = step(POWER, 8) + 0.01 * rng.random((8, 8))
+    A = (A + A.T) / 2
+    perm = rng.permutation(8)
+    assert W.exact_gw(A, A[np.ix_(perm, perm)]).value < 1e-14  # unlike entropic GW, no floor
+    assert W.exact_gw(np.full((4, 4), 0.3), np.full((5, 5), 0.1)).value == pytest.approx(0.04, abs=1e-12)
+    two = np.array([[0.6, 0.1], [0.1, 0.3]])
+    fine = np.kron(two, np.ones((3, 3)))
+    res = W.exact_gw(two, fine)
+    assert res.value < 1e-14 and res.epsilon == 0.0
+    assert np.allclose(res.plan.sum(1).numpy(), 0.5) and np.allclose(res.plan.sum(0).numpy(), 1 / 6)
+    # exact GW is below the GW value at the entropic plan (a feasible coupling)
+    B = step(SBM2, 8)
+    ent = W.entropic_gw(A, B)
+    assert W.exact_gw(A, B).value <= ent.value + 1e-12
+
+
+def test_exact_gw_matches_pot():
+    ot = pytest.importorskip("ot")
+    rng = np.random.default_rng(10)
+    for n1, n2 in ((8, 8), (12, 12), (9, 6)):
+        A, B = rng.random((n1, n1)), rng.random((n2, n2))
+        A, B = (A + A.T) / 2, (B + B.T) / 2
+        p, q = np.full(n1, 1 / n1), np.full(n2, 1 / n2)
+        ref = float(ot.gromov.gromov_wasserstein2(A, B, p, q, "square_loss"))
+        ours = W.exact_gw(A, B, init="product")  # POT starts from p q^T too
+        assert ours.value == pytest.approx(ref, rel=1e-7), (n1, n2)
+        assert W.exact_gw(A, B).value <= ours.value + 1e-12
+    p = rng.random(8) + 0.2
+    p /= p.sum()
+    A = rng.random((8, 8))
+    A = (A + A.T) / 2
+    ref = float(ot.gromov.gromov_wasserstein2(A, step(EXP, 6), p, np.full(6, 1 / 6), "square_loss"))
+    assert W.exact_gw(A, step(EXP, 6), p=p, init="product").value == pytest.approx(ref, rel=1e-7)
+
+
+def test_feasibility_reports_the_exact_gw_of_the_fitted_combination(domains):
+    rng = np.random.default_rng(12)
+    down = sample_set(lambda x, y: 0.5 * SBM2(x, y) + 0.5 * ER(x, y), 20, rng)
+    res = W.feasibility(domains, down, resolution=12, restarts=2, rounds=10)
+    assert res.basis_names == ["all", "domain sbm", "domain power", "domain er"] + [f"cluster {j}" for j in range(5)]
+    assert res.details["basis_kinds"] == ["all", "domain", "cluster"] and res.details["distance"] == "exact"
+    C, D = res.combined.numpy(), res.downstream.numpy()
+    assert res.distance == res.exact_distance == pytest.approx(np.sqrt(W.exact_gw(C, D).value), rel=1e-12)
+    assert res.fitted_distance == pytest.approx(W.entropic_gw(C, D, epsilon=res.details["epsilon"]).value, rel=1e-3)
+    assert res.details["basis_distances"] == res.details["basis_exact_distances"]
+    ot = pytest.importorskip("ot")
+    u = np.full(12, 1 / 12)
+    ref = np.sqrt(float(ot.gromov.gromov_wasserstein2(C, D, u, u, "square_loss")))
+    assert res.exact_distance <= ref + 1e-9 and res.exact_distance >= 0.9 * ref
+    # the previous score is an option: the entropic discrepancy itself
+    old = W.feasibility(domains, down, resolution=12, restarts=2, rounds=10, distance="entropic")
+    assert old.distance == old.fitted_distance == pytest.approx(res.fitted_distance) and old.score == -old.distance
+    # without domains the paper's bases are the integrated one and min(5, graphs) clusters
+    _, names, _ = W.graphon_bases(domains["sbm"][:3], resolution=8)
+    assert names == ["all", "cluster 0", "cluster 1", "cluster 2"]
 
 
 # ----------------------------------------------------------------------------- entropic GW
@@ -200,12 +361,18 @@ def test_feasibility_mixture_beats_unrelated(domains):
     unrelated = sample_set(CORE, 40, rng)
     res = W.feasibility(domains, mixed, bases="domain", resolution=16)
     assert res.basis_names == ["domain sbm", "domain power", "domain er"]
-    assert res.score == -res.distance
-    assert abs(float(res.weights[0]) - 0.6) < 0.2 and float(res.weights[2]) < 0.2, res.weights
+    assert res.score == -res.distance and res.distance == res.exact_distance
+    assert float(res.weights[2]) < 0.1, res.weights
     bad = W.feasibility(domains, unrelated, bases="domain", resolution=16)
     assert bad.score < res.score and bad.distance > 5 * res.distance
+    assert bad.fitted_distance > 5 * res.fitted_distance
     assert res.details["basis_sizes"] == [25, 25, 25]
     assert "W2PGNN feasibility" in res.summary()
+    # the weights: zero-padding (the default) puts a graph of n nodes on [0, n/N], so a padded graphon
+    # also carries its set's size distribution; these sets have different random sizes, and the
+    # weights absorb the difference (0.36 / 0.61 here).  With every graph on [0, 1]: 0.6 / 0.4
+    resized = W.feasibility(domains, mixed, bases="domain", resolution=16, align="resize")
+    assert abs(float(resized.weights[0]) - 0.6) < 0.1 and float(resized.weights[2]) < 0.1, resized.weights
 
 
 def test_cluster_bases_are_deterministic_and_separate_families(domains):
@@ -342,6 +509,21 @@ def test_bad_inputs_raise_graphkit_errors(domains):
         W.estimate_graphon([g], 8, method="nope")
     with pytest.raises(ConfigError, match="align"):
         W.estimate_graphon([g], 8, align="nope")
+    for bad in (-0.1, "nope", float("nan"), True):
+        with pytest.raises(ConfigError, match="tv_weight"):
+            W.estimate_graphon([g], 8, tv_weight=bad)
+    with pytest.raises(ConfigError, match="blocks"):
+        W.estimate_graphon([g], 8, blocks=0)
+    with pytest.raises(ConfigError, match="distance"):
+        W.feasibility([g], [g], distance="l2")
+    with pytest.raises(ConfigError, match="bases"):
+        W.graphon_bases([g], ["paper"])
+    with pytest.raises(ConfigError, match="init"):
+        W.exact_gw(np.ones((3, 3)), np.ones((3, 3)), init="nope")
+    with pytest.raises(ConfigError, match="max_iter"):
+        W.exact_gw(np.ones((3, 3)), np.ones((3, 3)), max_iter=0)
+    with pytest.raises(ConfigError, match="tv_weight"):
+        W.tv_denoise(np.ones((3, 3)), -1.0)
     with pytest.raises(ConfigError, match="cannot"):
         W.estimate_graphon([g, 42], 8)
     with pytest.raises(ConfigError, match="cannot"):

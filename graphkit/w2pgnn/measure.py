@@ -11,7 +11,7 @@ import torch
 from ..exceptions import ConfigError, GraphError
 from ..graph import Graph
 from ._inputs import _check_nonempty, _is_pyg_dataset, _read, _single
-from .graphon import _check_resolution, _estimate, graphon_bases
+from .graphon import DEFAULT_TV_WEIGHT, _check_resolution, _estimate, _estimator_options, graphon_bases
 from .gw import fit_combination
 
 
@@ -23,15 +23,23 @@ class FeasibilityResult:
     Attributes:
         score: ``-distance``, the paper's feasibility zeta (higher = more feasible).  The paper
             defines no normalized score, so none is returned.
-        distance: min over the generator space of the entropic GW discrepancy to the
-            downstream graphon (>= 0; lower = more feasible).
+        distance: the reported distance from the downstream graphon to the generator space
+            (>= 0; lower = more feasible).  With ``distance="exact"`` (default, as the paper)
+            it is ``exact_distance``; with ``distance="entropic"`` it is ``fitted_distance``.
         weights: combination weights of the bases [K] (``softmax`` of the fitted logits).
         bases: graphon bases [K, R, R].
         basis_names: e.g. ``"all"``, ``"domain ogbg-molbace"``, ``"cluster 2"``.
         downstream: the downstream graphon [R, R].
         combined: ``sum_k weights[k] * bases[k]`` [R, R].
-        plan: GW coupling between ``combined`` and ``downstream``.
-        details: sizes, per-basis distances, restarts, assignments, epsilon, timing, options.
+        plan: entropic GW coupling between ``combined`` and ``downstream``.
+        details: sizes, per-basis distances (``basis_distances``: the reported kind;
+            ``basis_fitted_distances``: entropic), restarts, assignments, estimator options,
+            epsilon, timing.
+        fitted_distance: the minimized objective: the entropic GW discrepancy (square loss, no
+            square root) between ``combined`` and ``downstream``.
+        exact_distance: ``sqrt`` of the exact square-loss GW discrepancy between ``combined``
+            and ``downstream`` (:func:`~graphkit.w2pgnn.exact_gw`): the paper's GW distance,
+            evaluated at the fitted weights.
     """
 
     score: float
@@ -43,10 +51,14 @@ class FeasibilityResult:
     combined: torch.Tensor
     plan: torch.Tensor
     details: Dict[str, Any] = field(default_factory=dict)
+    fitted_distance: float = float("nan")
+    exact_distance: float = float("nan")
 
     def summary(self) -> str:
         """A few lines: distance, score and the weight of each basis."""
-        lines = [f"W2PGNN feasibility: score {self.score:.6g} (GW distance {self.distance:.6g})"]
+        kind = self.details.get("distance", "exact")
+        lines = [f"W2PGNN feasibility: score {self.score:.6g} ({kind} GW distance {self.distance:.6g}; "
+                 f"fitted entropic discrepancy {self.fitted_distance:.6g})"]
         dist = self.details.get("basis_distances", [None] * len(self.basis_names))
         sizes = self.details.get("basis_sizes", [None] * len(self.basis_names))
         for nm, w, d, s in zip(self.basis_names, self.weights.tolist(), dist, sizes):
@@ -61,12 +73,15 @@ class FeasibilityResult:
 def feasibility(
     pretrain: Any,
     downstream: Any,
-    bases: Union[str, Sequence[str]] = "cluster",
-    num_bases: int = 4,
+    bases: Union[str, Sequence[str]] = "paper",
+    num_bases: int = 5,
     resolution: int = 32,
     *,
     method: str = "sas",
-    align: str = "resize",
+    align: str = "pad",
+    blocks: Optional[int] = None,
+    tv_weight: Union[float, str] = DEFAULT_TV_WEIGHT,
+    distance: str = "exact",
     domains: Optional[Sequence[Any]] = None,
     level: str = "graph",
     ego_hops: int = 2,
@@ -84,28 +99,39 @@ def feasibility(
 ) -> FeasibilityResult:
     """W2PGNN feasibility of pre-training on ``pretrain`` for the task on ``downstream``.
 
+    The defaults follow the pipeline of Cao et al. (2023): graphons estimated by degree
+    sorting, zero-padding and sorting-and-smoothing with total-variation denoising; the
+    integrated, domain and 5 topological bases pooled; the combination weights fitted with
+    entropic GW; the exact GW distance at the fitted weights reported.
+
     Args:
         pretrain: the pre-training graphs: a Graph, PyG Data or networkx graph, a list of
             these, a PyG dataset, a graphkit ``GraphPropDataset``, a dataset name (loaded with
             ``graphkit.datasets.load``), a list of datasets / names (each one a domain), or a
             dict ``{domain: graphs}``.
         downstream: the downstream graphs, in any of the same forms (no domains).
-        bases: ``"cluster"`` (default), ``"domain"``, ``"all"`` or a list of them; see
-            :func:`graphon_bases`.
-        num_bases: clusters for ``bases="cluster"``.
+        bases: ``"paper"`` (default: integrated + domain + topological), ``"all"``,
+            ``"domain"``, ``"cluster"`` or a list of them; see :func:`graphon_bases`.
+        num_bases: topological clusters (``"cluster"``; default 5 as the paper).
         resolution: steps R of every graphon.
-        method, align: graphon estimator, see :func:`estimate_graphon`.
-        domains: one label per pre-training graph (for ``bases="domain"``).
+        method, align, blocks, tv_weight: graphon estimator, see :func:`estimate_graphon`.
+        distance: the reported distance: ``"exact"`` (default, the paper's: ``sqrt`` of the
+            exact GW discrepancy between the fitted combination and the downstream graphon) or
+            ``"entropic"`` (the fitted entropic GW discrepancy itself, no square root;
+            graphkit's score before 2026-12).  Both are in the result either way.
+        domains: one label per pre-training graph (for domain bases).
         level: ``"graph"`` (graph-level tasks: the graphs are used as given) or ``"node"``
             (node-level tasks: every input graph is replaced by ego-networks of
             ``ego_samples`` seeded random centres, ``ego_hops`` hops, at most
             ``ego_max_nodes`` nodes; see :func:`ego_networks`).
+        ego_hops, ego_max_nodes, ego_samples: the ego-networks of ``level="node"``.
         optimizer, restarts, steps, rounds, lr, grid_step, epsilon, seed: see :func:`fit_combination`
             (``seed`` also seeds k-means and ego sampling).
         drop_empty: drop graphs without nodes instead of raising :class:`GraphError`.
 
     Returns:
-        :class:`FeasibilityResult` (score = -distance, weights, bases, downstream graphon, ...).
+        :class:`FeasibilityResult` (score = -distance, fitted and exact distances, weights,
+        bases, downstream graphon, ...).
 
     Raises:
         ConfigError: bad options or inputs that are not graphs.
@@ -114,39 +140,52 @@ def feasibility(
     R = _check_resolution(resolution)
     if level not in ("graph", "node"):
         raise ConfigError(f"level must be 'graph' or 'node', got {level!r}")
+    if distance not in ("exact", "entropic"):
+        raise ConfigError(f"distance must be 'exact' or 'entropic', got {distance!r}")
+    opts = _estimator_options(method, align, blocks, tv_weight, None)
     t0 = time.perf_counter()
     if level == "node":
         ego = dict(hops=ego_hops, max_nodes=ego_max_nodes, seed=seed)
         pretrain = _egos_of(pretrain, ego, ego_samples)
         downstream = _egos_of(downstream, ego, ego_samples)
     Bs, names, info = graphon_bases(pretrain, bases, num_bases=num_bases, resolution=R, method=method, align=align,
-                                    domains=domains, seed=seed, drop_empty=drop_empty)
+                                    blocks=blocks, tv_weight=tv_weight, domains=domains, seed=seed,
+                                    drop_empty=drop_empty)
     ds, _ = _check_nonempty(_read(downstream, "downstream"), "downstream", drop_empty)
-    W_down, est_info = _estimate(ds, R, method, align, None)
+    W_down, est_info = _estimate(ds, R, opts)
     t1 = time.perf_counter()
     fit = fit_combination(Bs, W_down, optimizer=optimizer, restarts=restarts, steps=steps, rounds=rounds, lr=lr,
-                          grid_step=grid_step, epsilon=epsilon, seed=seed)
+                          grid_step=grid_step, epsilon=epsilon, seed=seed, exact=True)
     t2 = time.perf_counter()
+    exact_d = float(fit.exact_distance)
+    reported = exact_d if distance == "exact" else fit.distance
     details = {
         "basis_sizes": info["sizes"],
-        "basis_distances": fit.basis_distances,
+        "basis_distances": fit.basis_exact_distances if distance == "exact" else fit.basis_distances,
+        "basis_fitted_distances": fit.basis_distances,
+        "basis_exact_distances": fit.basis_exact_distances,
+        "basis_kinds": info["kinds"],
         "assignments": info["assignments"],
         "num_pretrain_graphs": info["num_graphs"],
         "num_downstream_graphs": ds.num_graphs,
         "resolution": R,
         "method": method,
         "align": align,
+        "blocks": blocks,
+        "tv_weight": tv_weight,
+        "distance": distance,
         "epsilon": fit.epsilon,
         "optimizer": optimizer,
         "restarts": fit.restarts,
         "seconds_estimate": t1 - t0,
         "seconds_fit": t2 - t1,
         **({"statistics": info["statistics"]} if "statistics" in info else {}),
-        **est_info,
+        **{f"downstream_{k}": v for k, v in est_info.items()},
     }
     return FeasibilityResult(
-        score=-fit.distance, distance=fit.distance, weights=fit.weights, bases=Bs, basis_names=names,
+        score=-reported, distance=reported, weights=fit.weights, bases=Bs, basis_names=names,
         downstream=W_down, combined=fit.combined, plan=fit.plan, details=details,
+        fitted_distance=fit.distance, exact_distance=exact_d,
     )
 
 
@@ -259,7 +298,7 @@ def plot_feasibility(
         ) from exc
     weights = result.weights.tolist()
     panels = [(f"{nm}\nweight {w:.2f}", b) for nm, w, b in zip(result.basis_names, weights, result.bases)]
-    panels.append((f"combination\nGW {result.distance:.3g}", result.combined))
+    panels.append((f"combination\ndistance {result.distance:.3g}", result.combined))
     panels.append(("downstream", result.downstream))
     vmax = max(float(x.max()) for _, x in panels) or 1.0
     fig, axes = plt.subplots(1, len(panels), figsize=figsize or (2.2 * len(panels) + 0.8, 2.8), squeeze=False,
