@@ -62,11 +62,19 @@ def test_model_local_interaction_equals_brute_force():
 
 
 def dense_feature_graph_reference(E, probe):
-    """Feature graph of one node: all values connected, self-loops weighted `probe`, sym-normalized."""
+    """The paper's artificial feature graph of one node, built densely: P' = 11^T + probe*I (every
+    value linked to every value, itself included, plus the diagonal probe), then
+    Q^-1/2 P' Q^-1/2 with Q the degree matrix (CatGCN, TKDE 2021, Sec. IV-B)."""
     m = E.shape[0]
-    A = np.ones((m, m)) - np.eye(m) + probe * np.eye(m)
+    A = np.ones((m, m)) + probe * np.eye(m)
     d = A.sum(1) ** -0.5
     return (d[:, None] * A * d[None, :]) @ E
+
+
+def test_feature_graph_reference_by_hand():
+    # m = 2 values, probe 1: P' = [[2, 1], [1, 2]], degrees 3 -> rows (2e1 + e2)/3, (e1 + 2e2)/3
+    E = np.array([[3.0, 0.0], [0.0, 6.0]])
+    np.testing.assert_allclose(dense_feature_graph_reference(E, 1.0), [[2.0, 2.0], [1.0, 4.0]])
 
 
 @pytest.mark.parametrize("probe", [1.0, 3.0, 0.5])
@@ -97,6 +105,41 @@ def test_model_global_interaction_equals_dense_reference(probe):
             continue
         conv = dense_feature_graph_reference(table[g[lo:hi]], probe) @ W.T + b
         np.testing.assert_allclose(out[i], np.maximum(conv, 0).mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_global_interaction_is_not_a_function_of_the_mean_at_the_default_probe():
+    """With the default probe (1) the values of a node keep distinct representations, so the
+    global branch is not an MLP of the node's mean embedding (the defect of the old
+    11^T - I + probe*I graph, which gave every value the mean at probe 1).  Hand-computed."""
+    cat = CategoricalFeatures.from_triples([0, 0, 1, 1], [0, 1, 0, 1], [0, 0, 1, 1], 2, [2, 2])
+    model = CatGCN(cat.num_embeddings, 2, embedding_dim=2).eval()
+    with torch.no_grad():  # value rows: field0={0,1} -> 0,1; field1={0,1} -> 2,3; node 0 = {0, 2}, node 1 = {1, 3}
+        model.embedding.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]))
+        model.feature_conv.weight.copy_(torch.eye(2))
+        model.feature_conv.bias.zero_()
+    assert model.probe == 1.0
+    with torch.no_grad():
+        model.feature_conv.bias.copy_(torch.tensor([-0.6, 0.0]))
+    out = model.global_interaction(cat)
+    # node 0: rows (e0 + e2 + e0)/3 = (2/3, 1/3), (e0 + e2 + e2)/3 = (1/3, 2/3); ReLU(x - 0.6 in dim 0)
+    np.testing.assert_allclose(out.detach().numpy(), [[(2 / 3 - 0.6) / 2, 0.5], [(2 / 3 - 0.6) / 2, 0.5]], atol=1e-6)
+    # the old graph gave every value the node mean (0.5, 0.5) -> ReLU(0.5 - 0.6) = 0 in dim 0
+    assert out[0, 0] > 0
+
+
+def test_global_dropout_acts_per_value():
+    cat = small_features(4)
+    model = CatGCN(cat.num_embeddings, 3, embedding_dim=64, dropout=0.5).train()
+    torch.manual_seed(0)
+    out = model.global_interaction(cat)
+    m = cat.counts()
+    # a node with several values: per-value dropout leaves pooled entries that are not 0 and not
+    # 2x the eval-mode value for every coordinate (pooled dropout would give only those two)
+    model.eval()
+    ref = model.global_interaction(cat)
+    i = int(torch.nonzero(m >= 3)[0])
+    ratio = (out[i] / ref[i])[ref[i] > 1e-6]
+    assert ((ratio - 0).abs() > 1e-4).logical_and((ratio - 2).abs() > 1e-4).any()
 
 
 def test_catgcn_forward_shapes_ablations_and_errors():
