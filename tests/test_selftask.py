@@ -188,7 +188,20 @@ def test_attribute_mask_pca_matches_numpy_svd(shape):
         col, r = task.targets[:, j], ref[:, j]
         sign = np.sign(col @ r)
         np.testing.assert_allclose(col, sign * r, atol=1e-4 * np.abs(r).max())
-    assert len(task.masked_nodes) == round(0.2 * n)
+    assert len(task.masked_nodes) == int(0.2 * (n - 1)) and 0 not in task.masked_nodes  # node 0 is labelled
+
+
+def test_attribute_mask_masks_unlabelled_nodes_only(toy):
+    """The paper's code masks a fraction of the unlabelled nodes; a labelled node's features are
+    never hidden from the classification loss (the old version drew from all nodes)."""
+    tr = set(toy[4].tolist())
+    for seed in range(20):
+        task = _prep(AttributeMask(mask_ratio=0.5, pca_dim=4), toy, seed=seed)
+        assert len(task.masked_nodes) == 5  # floor(0.5 * 10 unlabelled nodes)
+        assert not tr & set(task.masked_nodes.tolist())
+    G, graph, x, y, _ = toy
+    with pytest.raises(ConfigError, match="unlabelled"):
+        AttributeMask(pca_dim=4).prepare(graph, x, np.arange(15), y, 3)
 
 
 def test_attribute_mask_zeroes_masked_features(toy):
@@ -233,6 +246,52 @@ def test_distance2labeled_matches_networkx(toy):
             ds = [lengths[int(s)][v] for s, yc in zip(tr, y[tr]) if yc == c and v in lengths[int(s)]]
             exp = (min(ds), np.mean(ds), max(ds)) if ds else (task.cap,) * 3
             np.testing.assert_allclose(t[v, c], exp, rtol=1e-6)
+
+
+def test_distance2labeled_inverse_mean_and_loss_on_unlabelled_nodes(toy):
+    """target="inverse_mean" (the SelfTask-GNN code): per class, the mean over its training
+    nodes of 1/d (0 if unreachable or d = 0); the loss is the MSE on unlabelled nodes only,
+    of the per-column z-scored targets (z-scored over those nodes)."""
+    G, graph, x, y, tr = toy
+    task = _prep(Distance2Labeled(target="inverse_mean"), toy)
+    lengths = {int(s): _nx_dist(G, int(s)) for s in tr}
+    ref = np.zeros((15, 3))
+    for c in range(3):
+        src = [int(s) for s, yc in zip(tr, y[tr]) if yc == c]
+        for v in range(15):
+            ref[v, c] = np.mean([1.0 / lengths[s][v] if lengths[s].get(v, 0) > 0 else 0.0 for s in src])
+    np.testing.assert_allclose(task.targets, ref, rtol=1e-6)
+    unl = np.setdiff1d(np.arange(15), tr.numpy())
+    t = ref[unl]
+    z = (t - t.mean(0)) / np.where(t.std(0) > 0, t.std(0), 1.0)
+    head = task.head(4, 3)
+    assert head.out_features == 3 and Distance2Labeled().head(4, 3).out_features == 9
+    hidden = torch.randn(15, 4)
+    out = head(hidden).detach().numpy()
+    expected = ((out[unl] - z) ** 2).mean()
+    assert float(task.loss(hidden, head).detach()) == pytest.approx(expected, rel=1e-5)
+    # changing a training node's hidden row leaves the loss unchanged
+    h2 = hidden.clone()
+    h2[tr] += 5.0
+    assert float(task.loss(h2, head).detach()) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ConfigError, match="target"):
+        Distance2Labeled(target="max")
+
+
+def test_context_label_loss_is_softmax_mse_on_unlabelled_nodes(toy):
+    """The paper's code: softmax of the head's output, squared error to the context distribution,
+    on unlabelled nodes with a context (graphkit sums over classes: C x the code's F.mse_loss)."""
+    G, graph, x, y, tr = toy
+    task = _prep(ContextLabel(k=1, source="lp"), toy)
+    head = task.head(4, 3)
+    hidden = torch.randn(15, 4)
+    p = torch.softmax(head(hidden), 1).detach().numpy()
+    rows = [v for v in range(15) if v not in set(tr.tolist()) and task.has_context[v]]
+    expected = ((p[rows] - task.targets[rows]) ** 2).sum(1).mean()
+    assert float(task.loss(hidden, head).detach()) == pytest.approx(expected, rel=1e-5)
+    assert float(task.loss(hidden, head).detach()) == pytest.approx(
+        3 * float(F.mse_loss(torch.softmax(head(hidden), 1)[rows], torch.as_tensor(task.targets[rows])).detach()),
+        rel=1e-5)
 
 
 def test_context_label_by_hand(toy):

@@ -51,13 +51,15 @@ def _pca(x: np.ndarray, dim: int, rng: np.random.Generator, power_iters: int = 8
 
 
 class AttributeMask(PretextTask):
-    """Mask the features of some nodes and reconstruct their PCA-reduced features.
+    """Mask the features of some unlabelled nodes and reconstruct their PCA-reduced features.
 
-    ``prepare`` picks ``round(mask_ratio · N)`` nodes (fixed for the run) and computes the
-    projections of the centred features on the top ``pca_dim`` principal axes (exact SVD
-    for small inputs, ARPACK ``svds`` otherwise).  :meth:`train_features` zeroes the
-    masked nodes' input features; the loss is the MSE of a linear head at the masked nodes
-    against the PCA targets divided by their overall standard deviation.
+    ``prepare`` picks ``max(1, floor(mask_ratio · U))`` of the ``U`` *unlabelled* nodes
+    (training nodes are never masked, as in the paper's code: their features stay visible
+    to the classification loss), fixed for the run, and computes the projections of the
+    centred features on the top ``pca_dim`` principal axes (exact SVD for small inputs, a
+    randomized SVD otherwise).  :meth:`train_features` zeroes the masked nodes' input
+    features; the loss is the MSE of a linear head at the masked nodes against the PCA
+    targets divided by their overall standard deviation.
 
     Attributes (after prepare): ``masked_nodes`` int64 [M], ``targets`` float32 [N, pca_dim].
     """
@@ -81,8 +83,11 @@ class AttributeMask(PretextTask):
         self.targets = _pca(feats, self.pca_dim, rng).astype(np.float32)
         std = float(self.targets.std())
         self._scaled = self.targets / (std if std > 0 else 1.0)
-        m = max(1, int(round(self.mask_ratio * n)))
-        self.masked_nodes = np.sort(rng.choice(n, m, replace=False)).astype(np.int64)
+        unlabeled = np.flatnonzero(~self.labeled)
+        if unlabeled.size == 0:
+            raise ConfigError("AttributeMask masks unlabelled nodes, but every node is a training node")
+        m = max(1, int(self.mask_ratio * unlabeled.size))
+        self.masked_nodes = np.sort(rng.choice(unlabeled, m, replace=False)).astype(np.int64)
         keep = np.ones(n, dtype=np.float32)
         keep[self.masked_nodes] = 0.0
         self._keep = keep

@@ -19,6 +19,9 @@ class PretextTask:
 
     Subclasses set ``name``, ``group`` (``"structure"``, ``"attribute"`` or ``"selftask"``)
     and implement :meth:`_prepare`, :meth:`head` and :meth:`loss`.
+
+    After :meth:`prepare`, ``labeled`` is a bool mask ``[N]`` of the training nodes (the
+    tasks that, like the paper's code, act on unlabelled nodes only use ``~labeled``).
     """
 
     name: ClassVar[str] = ""
@@ -66,6 +69,8 @@ class PretextTask:
         self.num_classes = num_classes
         self._gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         self._dev_cache = {}
+        self.labeled = np.zeros(graph.num_nodes, dtype=bool)
+        self.labeled[tr] = True
         self._prepare(graph, x, tr, yt, rng)
         self.prepared = True
         return self
