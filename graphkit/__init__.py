@@ -10,4 +10,5 @@ from . import datasets, metrics, utils  # noqa: E402,F401
 from . import feature_store, sampling, w2pgnn  # noqa: E402,F401
 from .models import GCN, DAGNN, CatGCN, LargeGT, LightGCN, UltraGCN  # noqa: E402,F401
 from .training import FitResult, fit  # noqa: E402,F401
+from .tuning import TuneResult, tune  # noqa: E402,F401
 from .recommender import Recommender, leave_last_out, temporal_split  # noqa: E402,F401

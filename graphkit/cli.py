@@ -1,4 +1,5 @@
-"""The ``graphkit`` command line: ``graphkit fit``, ``graphkit bench``, ``graphkit datasets list|download|verify``."""
+"""The ``graphkit`` command line: ``graphkit fit``, ``graphkit tune``, ``graphkit bench``,
+``graphkit datasets list|download|verify``."""
 from __future__ import annotations
 
 import ast
@@ -68,6 +69,8 @@ def main() -> None:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--no-preset", is_flag=True, help="Ignore the paper's per-dataset hyper-parameters.")
+@click.option("--preset", "preset_name", type=click.Choice(["paper", "fast", "none"]), default=None,
+              help="paper: the paper's protocol (default); fast: the model's time-to-quality recipe; none.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Any hyper-parameter, repeatable.")
 @click.option("--out", default=None, help="Save model, record and history to this folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -75,8 +78,8 @@ def main() -> None:
               help="Continue an interrupted run from its checkpoint (checkpoint_dir, default OUT/checkpoints); "
                    "starts from scratch when there is none yet.")
 def fit_cmd(model: str, dataset: str, data_dir: Optional[str], epochs: Optional[int], max_time: Optional[float],
-            seed: int, device: Optional[str], threads: Optional[int], no_preset: bool, assignments: Sequence[str],
-            out: Optional[str], quiet: bool, resume: bool) -> None:
+            seed: int, device: Optional[str], threads: Optional[int], no_preset: bool, preset_name: Optional[str],
+            assignments: Sequence[str], out: Optional[str], quiet: bool, resume: bool) -> None:
     """Train MODEL on a dataset's standardized split and print its test metrics.
 
     Example: graphkit fit lightgcn --dataset gowalla --max-time 240
@@ -95,7 +98,10 @@ def fit_cmd(model: str, dataset: str, data_dir: Optional[str], epochs: Optional[
         hparams["progress"] = False
     if resume and out and not hparams.get("checkpoint_dir"):
         hparams["checkpoint_dir"] = str(Path(out) / "checkpoints")
-    result = fit(model, dataset, data_dir=data_dir, preset=not no_preset, seed=seed, resume=resume, **hparams)
+    if no_preset and preset_name not in (None, "none"):
+        raise click.UsageError(f"--no-preset contradicts --preset {preset_name}")
+    preset: Any = False if no_preset or preset_name == "none" else (preset_name or "paper")
+    result = fit(model, dataset, data_dir=data_dir, preset=preset, seed=seed, resume=resume, **hparams)
     rec = result.record
     click.echo(f"{rec['model']} on {rec.get('dataset')} (split {rec.get('fingerprint')}, seed {rec['seed']}): "
                f"best epoch {rec['best_epoch']} of {rec['epochs_run']} ({rec['stopped_by']}), "
@@ -166,6 +172,50 @@ def bench_cmd(models: Optional[str], datasets_: Optional[str], seeds: str, assig
                           rerun_failed=not skip_failed, plots=not no_plots, compare=compare, echo=click.echo)
     if any(r.get("status") != "ok" for r in res["records"]):
         sys.exit(1)
+
+
+@main.command("tune")
+@click.argument("model")
+@click.option("--dataset", "-d", required=True, help="Dataset name or folder path.")
+@click.option("--data-dir", default=None, help="Folder with dataset files (default: $GRAPHKIT_DATA).")
+@click.option("--max-time", type=float, default=None, help="Budget of the whole search, in seconds.")
+@click.option("--n-trials", type=int, default=None, help="Stop after this many trials in total.")
+@click.option("--storage", default=None,
+              help="SQLite file (or Optuna URL) holding the study: a killed search resumes from it.")
+@click.option("--study-name", default=None, help="Study name in --storage (default MODEL-DATASET).")
+@click.option("--metric", default="recall@20", show_default=True, help="Validation metric to maximise.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
+@click.option("--trial-seed", type=int, default=2020, show_default=True,
+              help="Training seed of every trial (keep it apart from the seeds you report).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads per trial.")
+@click.option("--trial-max-time", type=float, default=None, help="Cap on one trial's training time, seconds.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="A hyper-parameter fixed for every trial, repeatable.")
+@click.option("--out", default=None, help="Save the best trial's model, record and history to this folder.")
+def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Optional[float], n_trials: Optional[int],
+             storage: Optional[str], study_name: Optional[str], metric: str, seed: int, trial_seed: int,
+             threads: Optional[int], trial_max_time: Optional[float], assignments: Sequence[str],
+             out: Optional[str]) -> None:
+    """Search MODEL's hyper-parameters on a dataset's validation split (Optuna TPE + pruning).
+
+    Example: graphkit tune lightgcn --dataset ml-1m --max-time 1200 --storage runs/tune.db
+
+    The best trial's model is evaluated on the test split once, at the end.
+    """
+    from .tuning import tune
+
+    fixed = parse_assignments(assignments)
+    if threads is not None:
+        fixed["num_threads"] = threads
+    res = tune(model, dataset, data_dir=data_dir, max_time=max_time, n_trials=n_trials, storage=storage,
+               study_name=study_name, metric=metric, seed=seed, trial_seed=trial_seed, trial_max_time=trial_max_time,
+               **fixed)
+    states = res.trials["state"].value_counts().to_dict() if len(res.trials) else {}
+    click.echo(f"{len(res.trials)} trials ({', '.join(f'{v} {k.lower()}' for k, v in states.items())}); "
+               f"best validation {metric} {res.best_value:.4f} with {res.best_params}")
+    click.echo("test " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(res.result.metrics.items())))
+    if out:
+        click.echo(f"saved to {res.result.save(out)}")
 
 
 @main.group("datasets")

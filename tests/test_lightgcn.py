@@ -153,3 +153,28 @@ def test_initialisation_options():
         with pytest.raises(ConfigError, match=name) as info:
             LightGCN(3, 4, **kw)
         assert repr(next(iter(kw.values()))) in str(info.value)
+
+
+def test_svd_warm_start_is_the_scaled_rank_k_approximation():
+    """init="svd": prepare() sets users c·PΣ^½ and items c·QΣ^½ from the rank-d SVD of
+    R̃ = D_u^-½ R D_i^-½, so E_users E_itemsᵀ = c²·(best rank-d approximation of R̃), checked
+    against numpy's dense SVD (sign-free), with rows of mean norm init_std·√d."""
+    U, I, d = 13, 17, 4
+    u, i, graph = _random_bipartite(3, U, I, 70)
+    R = sp.csr_matrix((np.ones(len(u)), (u, i)), shape=(U, I))
+    R.sum_duplicates()
+    R.data[:] = 1.0  # binary, as the training matrices are
+    m = LightGCN(U, I, embedding_dim=d, init="svd", init_std=0.1)
+    m.prepare(R, graph)
+    w = m.embedding.weight.detach().double().numpy()
+    D = R.toarray()
+    du, di = D.sum(1), D.sum(0)
+    Rn = np.where(du[:, None] > 0, du[:, None], 1) ** -0.5 * D * np.where(di[None, :] > 0, di[None, :], 1) ** -0.5
+    P, s, Qt = np.linalg.svd(Rn)
+    low = (P[:, :d] * s[:d]) @ Qt[:d]
+    prod = w[:U] @ w[U:].T
+    c2 = (prod * low).sum() / (low * low).sum()
+    np.testing.assert_allclose(prod, c2 * low, atol=1e-6 * np.abs(prod).max() + 1e-9)
+    assert np.linalg.norm(w, axis=1).mean() == pytest.approx(0.1 * d ** 0.5, rel=1e-5)
+    with pytest.raises(ConfigError, match="svd"):
+        LightGCN(3, 4, embedding_dim=3, init="svd").svd_warm_start(sp.csr_matrix(np.ones((3, 4))))

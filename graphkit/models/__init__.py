@@ -5,6 +5,7 @@ from typing import Dict, List, Type
 
 from ..exceptions import ConfigError
 from .base import NodeModel, RecommenderModel
+from .baselines import ALS, EASE, FittedRecommender, Popularity
 from .catgcn import CatGCN, FieldSumGCN
 from .dagnn import DAGNN
 from .gcn import GCN
@@ -20,6 +21,9 @@ _REGISTRY: Dict[str, Type] = {
     "catgcn": CatGCN,
     "fieldsumgcn": FieldSumGCN,
     "largegt": LargeGT,
+    "popularity": Popularity,
+    "als": ALS,
+    "ease": EASE,
 }
 
 
@@ -42,6 +46,6 @@ def get_model(name: str) -> Type:
 
 
 __all__ = [
-    "RecommenderModel", "NodeModel", "LightGCN", "UltraGCN", "GCN", "DAGNN", "CatGCN", "FieldSumGCN", "LargeGT",
+    "RecommenderModel", "NodeModel", "FittedRecommender", "Popularity", "ALS", "EASE", "LightGCN", "UltraGCN", "GCN", "DAGNN", "CatGCN", "FieldSumGCN", "LargeGT",
     "register_model", "available_models", "get_model",
 ]

@@ -390,6 +390,12 @@ class UltraGCN(RecommenderModel):
     # Every value above was checked against xue-pai/UltraGCN's *_config.ini (2026-12-06), not
     # against the paper's tables; the paper's setup uses embedding size 64 as far as we
     # recall, the official ML-1M config 128.
+    #: ``graphkit.tune``'s default ranges, around the values the authors' configs use (negative
+    #: weight 200-500, L_I weight 5e-4-2.75, norm weight 1e-4, 200-1500 negatives).
+    search_space: ClassVar[Dict[str, Tuple[Any, ...]]] = {
+        "lr": ("log", 1e-4, 1e-2), "negative_weight": ("log", 10.0, 1000.0), "item_item_weight": ("log", 1e-4, 10.0),
+        "norm_weight": ("log", 1e-5, 1e-2), "num_negatives": ("choice", [50, 100, 200, 500, 800])}
+
     presets: ClassVar[Dict[str, Dict[str, Any]]] = {
         "gowalla": {
             "model": {"embedding_dim": 64, "w1": 1e-6, "w2": 1.0, "w3": 1e-6, "w4": 1.0,

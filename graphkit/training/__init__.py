@@ -1,7 +1,7 @@
 """Training entry points: :func:`fit` and the task-specific trainers."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Type, Union
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 from ..exceptions import ConfigError
 from ..utils import PathLike, seed_everything
@@ -31,9 +31,10 @@ def fit(
     dataset: Union[str, Any],
     *,
     data_dir: Optional[PathLike] = None,
-    preset: bool = True,
+    preset: Union[bool, str] = True,
     seed: int = 2020,
     resume: bool = False,
+    callbacks: Optional[List[Any]] = None,
     **hparams: Any,
 ) -> FitResult:
     """Train ``model`` on ``dataset`` with the standardized split and return a :class:`FitResult`.
@@ -52,13 +53,18 @@ def fit(
         dataset: a dataset name for :func:`graphkit.datasets.load` (``"gowalla"``,
             ``"ml-1m"``, a folder path, ...) or a loaded dataset object.
         data_dir: where dataset files live (default ``$GRAPHKIT_DATA``).
-        preset: start from the paper's hyper-parameters for this dataset when the model
-            has a preset for it; explicit ``hparams`` override them.
+        preset: ``True`` or ``"paper"`` (default): start from the paper's hyper-parameters
+            for this dataset when the model has a preset for it; ``"fast"``: the paper's
+            preset updated by the model's fast recipe (chosen on validation for
+            time-to-quality; see the model card); ``False``: none.  Explicit ``hparams``
+            override the preset.
         seed: random seed of the run (initialisation, sampling).
         resume: continue an interrupted run from ``<checkpoint_dir>/checkpoint.safetensors``
             (needs ``checkpoint_dir``; recommendation models).  Same arguments as the
             interrupted run; the result equals an uninterrupted run's (CPU, bit for bit).
             See ``docs/reliability.md``.
+        callbacks: objects with an ``on_epoch_end(trainer, epoch, logs)`` method
+            (recommendation models; see :class:`~graphkit.training.RecommendationTrainer`).
         **hparams: model hyper-parameters (e.g. ``embedding_dim``, ``num_layers``) and
             training ones (``lr``, ``epochs``, ``batch_size``, ``max_time``, ``device``, ...;
             see :class:`~graphkit.training.RecTrainConfig`).
@@ -73,6 +79,8 @@ def fit(
     cls, instance = _resolve_model(model)
     task = getattr(cls, "task", "recommendation")
     if task == "node":
+        if callbacks:
+            raise ConfigError(f"callbacks are supported for recommendation models; {cls.__name__} is a node model")
         if resume:
             raise ConfigError(f"resume=True is supported for recommendation models; {cls.__name__} is a node model")
         if getattr(cls, "trainer", "full") == "minibatch":
@@ -87,7 +95,7 @@ def fit(
         raise ConfigError(f"{cls.__name__} is a {task} model; graphkit.fit supports it once its trainer is registered")
     if not hasattr(ds, "num_users"):
         raise ConfigError(f"{cls.__name__} needs a recommendation dataset, got {type(ds).__name__}")
-    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset and instance is None)
+    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset if instance is None else False)
     model_kw, train_kw = _split_hparams(cls, RecTrainConfig, merged)
     if "ks" in train_kw:
         train_kw["ks"] = tuple(train_kw["ks"])
@@ -97,7 +105,7 @@ def fit(
         instance = cls(ds.num_users, ds.num_items, **model_kw)
     elif model_kw:
         raise ConfigError(f"model hyper-parameters {sorted(model_kw)} cannot be applied to an already built model")
-    return RecommendationTrainer(instance, ds, cfg).fit(resume=resume)
+    return RecommendationTrainer(instance, ds, cfg, callbacks=callbacks).fit(resume=resume)
 
 
 __all__ = [

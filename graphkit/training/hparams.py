@@ -60,26 +60,64 @@ def split_hparams(
     return model_kw, train_kw
 
 
-def merge_preset(cls: Type, dataset: Any, hparams: Dict[str, Any], seed: int, use_preset: bool) -> Dict[str, Any]:
+#: Values of ``graphkit.fit(..., preset=...)``.
+PRESET_CHOICES = (True, False, None, "paper", "fast")
+
+
+def preset_for(cls: Type, dataset_name: Any, preset: Any) -> Dict[str, Any]:
+    """The preset of ``cls`` for a dataset, as ``{"model": {...}, "train": {...}}``.
+
+    ``preset=True`` or ``"paper"``: the paper's protocol (``cls.presets``).  ``"fast"``: the
+    paper's preset updated by the model's fast recipe (``cls.fast_presets[dataset]``, or its
+    ``"*"`` entry for any dataset), chosen on validation for time-to-quality.
+    ``False``/``None``: no preset.
+
+    Args:
+        cls: the model class.
+        dataset_name: the dataset's name (``dataset.name``).
+        preset: ``True``/``"paper"``, ``"fast"`` or ``False``/``None``.
+
+    Raises:
+        ConfigError: an unknown ``preset`` value, or ``"fast"`` for a model without a fast recipe.
+    """
+    if isinstance(preset, str) and preset not in ("paper", "fast") or not isinstance(preset, (bool, str, type(None))):
+        raise ConfigError(f"preset must be True/'paper', 'fast' or False, got {preset!r}")
+    if not preset:
+        return {}
+    paper = getattr(cls, "presets", {}).get(dataset_name, {})
+    out = {"model": dict(paper.get("model", {})), "train": dict(paper.get("train", {}))}
+    if preset == "fast":
+        table = getattr(cls, "fast_presets", {})
+        if not table:
+            raise ConfigError(f"{cls.__name__} has no fast recipe (preset='fast'); use preset='paper' or False")
+        fast = table.get(dataset_name, table.get("*"))
+        if fast is None:
+            raise ConfigError(f"{cls.__name__} has no fast recipe for {dataset_name!r} "
+                              f"(recipes for: {', '.join(sorted(table))})")
+        out["model"].update(fast.get("model", {}))
+        out["train"].update(fast.get("train", {}))
+    return out
+
+
+def merge_preset(cls: Type, dataset: Any, hparams: Dict[str, Any], seed: int, use_preset: Any) -> Dict[str, Any]:
     """The hyper-parameters of a run: ``cls.default_train``, then the preset of the dataset
-    (``cls.presets[dataset.name]``, model and train parts) when ``use_preset``, then ``hparams``,
-    then ``seed``.
+    (:func:`preset_for`: model and train parts) when ``use_preset``, then ``hparams``, then
+    ``seed``.
 
     Args:
         cls: the model class.
         dataset: the loaded dataset (its ``name`` picks the preset).
         hparams: the caller's keyword arguments (they win over the preset).
         seed: the run's seed.
-        use_preset: apply the dataset's preset.
+        use_preset: ``True``/``"paper"``, ``"fast"`` or ``False`` (see :func:`preset_for`).
     """
     merged: Dict[str, Any] = dict(getattr(cls, "default_train", {}))
-    if use_preset:
-        p = getattr(cls, "presets", {}).get(getattr(dataset, "name", None), {})
-        merged.update(p.get("model", {}))
-        merged.update(p.get("train", {}))
+    p = preset_for(cls, getattr(dataset, "name", None), use_preset)
+    merged.update(p.get("model", {}))
+    merged.update(p.get("train", {}))
     merged.update(hparams)
     merged["seed"] = seed
     return merged
 
 
-__all__ = ["split_hparams", "merge_preset"]
+__all__ = ["split_hparams", "merge_preset", "preset_for", "PRESET_CHOICES"]

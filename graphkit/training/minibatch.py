@@ -38,7 +38,7 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
@@ -456,7 +456,7 @@ def _split_hparams(cls: Type, hparams: Dict[str, Any]) -> Tuple[Dict[str, Any], 
                          extra_options=("split", "split_seed"))
 
 
-def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: bool = True, seed: int = 0,
+def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: Union[bool, str] = True, seed: int = 0,
                   store: Any = None, **hparams: Any) -> FitResult:
     """:func:`graphkit.fit` for mini-batch node models (``model.trainer == "minibatch"``).
 
@@ -469,7 +469,7 @@ def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: boo
         dataset: a dataset name (with ``split``/``split_seed`` in ``hparams``) or a loaded
             node dataset.
         data_dir: where dataset files live (default ``$GRAPHKIT_DATA``).
-        preset: start from the model's preset for this dataset.
+        preset: ``True``/``"paper"``, ``"fast"`` or ``False`` (see :func:`graphkit.fit`).
         seed: random seed of the run.
         store: a ready feature store (default: built from ``feature_store``).
         **hparams: model hyper-parameters and :class:`MiniBatchTrainConfig` fields.
@@ -486,7 +486,7 @@ def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: boo
     ds = _load_node_dataset(dataset, data_dir, split, split_seed)
     if not hasattr(ds, "train_idx") or not hasattr(ds, "num_classes"):
         raise ConfigError(f"{cls.__name__} needs a node-classification dataset, got {type(ds).__name__}")
-    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset and instance is None)
+    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset if instance is None else False)
     model_kw, train_kw = _split_hparams(cls, merged)
     cfg = MiniBatchTrainConfig(**train_kw)
     cfg.validate()

@@ -346,7 +346,7 @@ def fit_node(
     dataset: Any,
     *,
     data_dir: Any = None,
-    preset: bool = True,
+    preset: Union[bool, str] = True,
     seed: int = 0,
     **hparams: Any,
 ) -> FitResult:
@@ -357,7 +357,7 @@ def fit_node(
             (used as is: no preset, no re-initialisation).
         dataset: a dataset name (``"cora"``) or a loaded :class:`NodeDataset`.
         data_dir: where dataset files live (default ``$GRAPHKIT_DATA``).
-        preset: start from the model's per-dataset preset; explicit ``hparams`` override it.
+        preset: ``True``/``"paper"``, ``"fast"`` or ``False`` (see :func:`graphkit.fit`); explicit ``hparams`` override it.
         seed: seed of initialisation and dropout.
         **hparams: model hyper-parameters, :class:`NodeTrainConfig` fields, and, for a
             dataset given by name, ``split="public"|"random"`` and ``split_seed`` (default:
@@ -373,7 +373,7 @@ def fit_node(
     ds = _load_node_dataset(dataset, data_dir, split, split_seed)
     if not hasattr(ds, "train_idx") or not hasattr(ds, "num_classes"):
         raise ConfigError(f"{cls.__name__} needs a node-classification dataset, got {type(ds).__name__}")
-    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset and instance is None)
+    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset if instance is None else False)
     model_kw, train_kw = _split_node_hparams(cls, merged)
     cfg = NodeTrainConfig(**train_kw)
     cfg.validate()

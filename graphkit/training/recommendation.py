@@ -68,6 +68,9 @@ class RecTrainConfig:
             needs ``checkpoint_dir``.
         eval_memory_mb: memory budget of one full-ranking chunk.
         progress: show a progress bar.
+        evaluate_test: evaluate the selected model on the test split at the end (``False``:
+            ``FitResult.metrics`` is empty; a tuner's trials use it so that only the final
+            model ever sees the test split).
     """
 
     lr: float = 1e-3
@@ -88,6 +91,7 @@ class RecTrainConfig:
     checkpoint_every: Optional[int] = None
     eval_memory_mb: int = 256
     progress: bool = True
+    evaluate_test: bool = True
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
@@ -131,7 +135,8 @@ def _evaluate(model: Any, ground_truth: sp.csr_matrix, exclude: sp.csr_matrix, c
 
 #: Config fields that may change between a checkpoint and its resumption (they control
 #: how long and where a run goes, not what it computes).
-RESUMABLE_CHANGES = ("epochs", "max_time", "progress", "num_threads", "device", "checkpoint_dir", "checkpoint_every")
+RESUMABLE_CHANGES = ("epochs", "max_time", "progress", "num_threads", "device", "checkpoint_dir", "checkpoint_every",
+                     "evaluate_test")
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
@@ -208,13 +213,21 @@ class RecommendationTrainer:
         dataset: a :class:`graphkit.datasets.RecDataset` (``train``, ``valid``, ``test``,
             ``full_train`` CSR matrices, ``graph()``, ``split_record()``).
         config: training hyper-parameters.
+        callbacks: objects with an ``on_epoch_end(trainer, epoch, logs)`` method, called after
+            every epoch with that epoch's history row (loss, seconds and, when it was
+            validated, the ``valid_*`` metrics); setting ``trainer.should_stop = True`` ends
+            training after that epoch (``stopped_by = "callback"``); an exception raised by a
+            callback propagates (e.g. a tuner pruning a trial).
     """
 
-    def __init__(self, model: Any, dataset: Any, config: RecTrainConfig) -> None:
+    def __init__(self, model: Any, dataset: Any, config: RecTrainConfig, callbacks: Optional[List[Any]] = None) -> None:
         config.validate()
         self.model = model
         self.dataset = dataset
         self.cfg = config
+        self.callbacks = list(callbacks or [])
+        #: set to True (e.g. by a callback) to stop after the current epoch
+        self.should_stop = False
         dev = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(dev)
 
@@ -315,6 +328,56 @@ class RecommendationTrainer:
                     raise CheckpointError(f"{ckpt.path}: optimizer state {key!r} does not fit its parameter")
 
     # ------------------------------------------------------------------ training
+    def _test_and_record(self, has_valid: bool, best_epoch: int, best_score: float, history: List[Dict[str, Any]],
+                         stopped: str, train_seconds: float) -> Tuple[Dict[str, float], Dict[str, Any]]:
+        """Evaluate the selected model on test (once) and build the run's record."""
+        cfg, ds = self.cfg, self.dataset
+        exclude = ds.full_train if has_valid else ds.train
+        has_test = ds.test is not None and ds.test.nnz > 0
+        test = _evaluate(self.model, ds.test, exclude, cfg) if has_test and cfg.evaluate_test else {}
+        record = {
+            "task": "recommendation",
+            "model": type(self.model).__name__,
+            "hparams": self.model.hparams(),
+            "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
+            "seed": cfg.seed,
+            **ds.split_record(),
+            "selection": f"{cfg.select_metric} on validation" if has_valid else "last epoch (no validation split)",
+            "best_epoch": best_epoch,
+            "best_valid": best_score if has_valid else None,
+            "epochs_run": history[-1]["epoch"],
+            "stopped_by": stopped,
+            "train_seconds": train_seconds,
+            **environment_record(self.device),
+        }
+        return test, record
+
+    def _fit_fitted(self) -> FitResult:
+        """A :class:`~graphkit.models.baselines.FittedRecommender`: one call to its solver on the
+        training matrix, then validation and the test evaluation, with the same record."""
+        import pandas as pd
+
+        cfg, ds = self.cfg, self.dataset
+        if cfg.num_threads:
+            torch.set_num_threads(int(cfg.num_threads))
+        seed_everything(cfg.seed)
+        self.model.to(self.device)
+        self.model.prepare(ds.train, None)
+        t0 = time.perf_counter()
+        self.model.fit_interactions(ds.train, seed=cfg.seed, num_threads=cfg.num_threads)
+        row: Dict[str, Any] = {"epoch": 1, "loss": float("nan"), "seconds": time.perf_counter() - t0}
+        has_valid = ds.valid is not None and ds.valid.nnz > 0
+        score = -math.inf
+        if has_valid:
+            t1 = time.perf_counter()
+            val = _evaluate(self.model, ds.valid, ds.train, cfg)
+            row.update({f"valid_{k}": v for k, v in val.items()})
+            row["eval_seconds"] = time.perf_counter() - t1
+            score = val[cfg.select_metric]
+        train_seconds = row["seconds"]
+        test, record = self._test_and_record(has_valid, 1, score, [row], "fitted", train_seconds)
+        return FitResult(self.model, test, pd.DataFrame([row]), record)
+
     def fit(self, resume: bool = False) -> FitResult:
         """Train, select on validation, evaluate on test; return a :class:`FitResult`.
 
@@ -334,6 +397,10 @@ class RecommendationTrainer:
                 before it are left untouched.
         """
         cfg = self.cfg
+        if getattr(self.model, "trainer", None) == "fitted":
+            if resume:
+                raise ConfigError(f"{type(self.model).__name__} is fitted in one call: there is nothing to resume")
+            return self._fit_fitted()
         if resume and not cfg.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir (the folder the interrupted run checkpointed to)")
         if not cfg.checkpoint_dir:
@@ -473,10 +540,16 @@ class RecommendationTrainer:
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 history.append(row)
                 bar.update(1)
+                for cb in self.callbacks:
+                    hook = getattr(cb, "on_epoch_end", None)
+                    if hook is not None:
+                        hook(self, epoch, dict(row))
                 if cfg.patience and bad >= cfg.patience:
                     stopped = "early stopping"
                 elif out_of_time:
                     stopped = "max_time"
+                elif self.should_stop:
+                    stopped = "callback"
                 done = stopped != "epochs" or epoch == cfg.epochs
                 if cfg.checkpoint_dir and (epoch % every == 0 or done or guard.pending is not None):
                     reason = (f"signal {_SIGNAL_NAMES.get(guard.pending, guard.pending)}" if guard.pending is not None
@@ -494,24 +567,7 @@ class RecommendationTrainer:
             self.model.load_state_dict(best_state)
         else:
             best_epoch = history[-1]["epoch"]
-        exclude = ds.full_train if has_valid else ds.train
-        has_test = ds.test is not None and ds.test.nnz > 0
-        test = _evaluate(self.model, ds.test, exclude, cfg) if has_test else {}
-        record = {
-            "task": "recommendation",
-            "model": type(self.model).__name__,
-            "hparams": self.model.hparams(),
-            "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
-            "seed": cfg.seed,
-            **ds.split_record(),
-            "selection": f"{cfg.select_metric} on validation" if has_valid else "last epoch (no validation split)",
-            "best_epoch": best_epoch,
-            "best_valid": best_score if has_valid else None,
-            "epochs_run": history[-1]["epoch"],
-            "stopped_by": stopped,
-            "train_seconds": train_seconds,
-            **environment_record(self.device),
-        }
+        test, record = self._test_and_record(has_valid, best_epoch, best_score, history, stopped, train_seconds)
         if resumes:
             record["resumed_from"] = resumes
         return FitResult(self.model, test, pd.DataFrame(history), record)
