@@ -19,7 +19,7 @@ install-test:
 	$(PY) -m pip install --quiet -e ".[test]"
 
 demo: install
-	$(PY) -m graphkit.cli fit lightgcn --dataset gowalla --threads 2 --max-time 150 --set eval_every=1 --out runs/lightgcn-gowalla-demo
+	$(PY) -m graphkit.cli fit lightgcn --dataset gowalla --preset fast --threads 2 --max-time 200 --out runs/lightgcn-gowalla-demo
 
 demo-full: install
 	$(PY) -m graphkit.cli fit lightgcn --dataset gowalla --out runs/lightgcn-gowalla

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import graphkit  # noqa: E402
+from graphkit.training.callbacks import ValidationCurve  # noqa: E402
 
 CANDIDATES: Dict[str, List[Dict[str, Any]]] = {
     "lightgcn": [
@@ -53,19 +54,6 @@ CANDIDATES: Dict[str, List[Dict[str, Any]]] = {
         {"batch_size": 4096, "lr": 4e-3, "num_negatives": 100},
     ],
 }
-
-
-class Curve:
-    """Callback: (seconds since start, validation recall@20) at every validation."""
-
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-        self.points: List[Dict[str, float]] = []
-
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: Dict[str, Any]) -> None:
-        if "valid_recall@20" in logs:
-            self.points.append({"epoch": epoch, "seconds": time.perf_counter() - self.t0,
-                                "value": float(logs["valid_recall@20"])})
 
 
 def best_before(points: List[Dict[str, float]], t: float) -> float:
@@ -97,7 +85,7 @@ def main() -> None:
         key = json.dumps(cand, sort_keys=True)
         if (args.only is not None and i not in args.only) or key in done:
             continue
-        curve = Curve()
+        curve = ValidationCurve()
         t0 = time.perf_counter()
         res = graphkit.fit(args.model, ds, preset="paper", seed=args.seed, max_time=args.budget,
                            eval_every=args.eval_every, patience=0, num_threads=args.threads, progress=False,

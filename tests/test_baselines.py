@@ -1,4 +1,6 @@
 """Recommendation baselines (popularity, EASE, ALS), epoch callbacks, preset="fast" and graphkit.tune."""
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -131,6 +133,22 @@ def test_epoch_callbacks_see_validation_and_can_stop():
     assert res.record["stopped_by"] == "callback" and res.record["epochs_run"] == 3
     with pytest.raises(ConfigError, match="callbacks"):
         graphkit.fit("gcn", "cora", callbacks=[Stopper()])
+
+
+def test_validation_curve_records_every_validation_on_the_wall_clock():
+    from graphkit.training.callbacks import ValidationCurve
+
+    curve = ValidationCurve("recall@20")
+    res = graphkit.fit("lightgcn", planted_dataset(), embedding_dim=8, epochs=6, eval_every=2, batch_size=256,
+                       lr=0.01, progress=False, patience=0, callbacks=[curve])
+    valid = res.history.dropna(subset=["valid_recall@20"])
+    assert [p["epoch"] for p in curve.points] == valid["epoch"].tolist() == [2, 4, 6]
+    assert [p["value"] for p in curve.points] == pytest.approx(valid["valid_recall@20"].tolist())
+    seconds = [p["seconds"] for p in curve.points]
+    assert seconds == sorted(seconds) and seconds[-1] <= curve.elapsed()
+    assert curve.best_by(seconds[-1]) == pytest.approx(max(p["value"] for p in curve.points))
+    assert curve.best_by(seconds[0]) == pytest.approx(curve.points[0]["value"])
+    assert math.isnan(curve.best_by(-1.0))
 
 
 # ----------------------------------------------------------------------------- presets

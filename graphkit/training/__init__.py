@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 from ..exceptions import ConfigError
 from ..utils import PathLike, seed_everything
+from .callbacks import ValidationCurve
 from .hparams import merge_preset, split_hparams
 from .recommendation import RecommendationTrainer, RecTrainConfig
 from .node import NodeClassificationTrainer, NodeTrainConfig, SeedsResult, run_seeds
@@ -109,6 +110,6 @@ def fit(
 
 
 __all__ = [
-    "fit", "FitResult", "RecTrainConfig", "RecommendationTrainer",
+    "fit", "FitResult", "RecTrainConfig", "RecommendationTrainer", "ValidationCurve",
     "NodeTrainConfig", "NodeClassificationTrainer", "SeedsResult", "run_seeds",
 ]

@@ -1,0 +1,170 @@
+"""Every GPU figure graphkit owes, in one script sized for one device call (<= 9 minutes).
+
+Sections (``--only`` picks some; each one is independent, a failure is printed with its
+traceback and the suite goes on):
+
+``env``              torch / CUDA / GPU name, numba-cuda availability.
+``lightgcn-gowalla`` LightGCN, ``preset="fast"``, on gowalla with a wall-clock budget
+                     (``--gowalla-budget``, 300 s; the issue-16 goal is test recall@20 >= 0.1830
+                     within 8 minutes: ``--only lightgcn-gowalla --gowalla-budget 460``).
+``lightgcn-ml1m``    the same recipe on ml-1m (``--ml1m-budget``, 45 s).
+``ultragcn-ml1m``    UltraGCN, paper preset, on ml-1m (``--ultragcn-budget``, 60 s).
+``zero-copy``        ``benchmarks/bench_zero_copy.py`` on a 2 GB table (zero-copy vs pinned
+                     gather GB/s), as a subprocess with a 60 s timeout.
+
+Every training section prints its validation curve (validation recall@20 against wall-clock
+seconds from the ``fit`` call, model preparation included) and the test recall@20 / ndcg@20 of
+the model selected on validation (seed 2020; the fast recipe was chosen with seed 7 on CPU).
+The figures are also written as JSON to ``$OUT/gpu_suite.json`` (the device tool's output
+folder) or ``--json``.
+
+Data: the device machine cannot see ``../shared``.  Copy the two datasets into an ignored
+folder of the checkout and carry it::
+
+    mkdir -p .devdata && cp -r ../shared/datasets/gowalla ../shared/datasets/ml-1m .devdata/
+    grep -qx .devdata .git/info/exclude || echo .devdata >> .git/info/exclude
+    # device tool: command "python benchmarks/gpu_suite.py", carry [".devdata"], timeout_s 570
+
+``GRAPHKIT_DATA`` defaults to ``.devdata`` when that folder exists.
+
+Modes: ``--quick`` (budgets 60 / 15 / 15 s, a 1 GB zero-copy table: about 3 minutes) and
+``--dry-run`` (CPU, 3-second budgets, no zero-copy: checks the plumbing on a machine without a
+GPU in about a minute).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+if (ROOT / ".devdata").is_dir():
+    os.environ.setdefault("GRAPHKIT_DATA", str(ROOT / ".devdata"))
+
+SECTIONS = ("env", "lightgcn-gowalla", "lightgcn-ml1m", "ultragcn-ml1m", "zero-copy")
+
+
+def env_section(device: str) -> Dict[str, Any]:
+    import torch
+
+    out: Dict[str, Any] = {"torch": torch.__version__, "python": platform.python_version(),
+                           "cuda_available": torch.cuda.is_available(), "device": device}
+    if torch.cuda.is_available():
+        out.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                   gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2 ** 30, 1))
+    try:
+        from numba import cuda  # noqa: F401
+
+        out["numba_cuda"] = bool(cuda.is_available())
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        out["numba_cuda"] = f"unavailable: {exc}"
+    return out
+
+
+def train_section(model: str, dataset: str, preset: Any, budget: float, device: str, threads: int) -> Dict[str, Any]:
+    import graphkit
+    from graphkit.training.callbacks import ValidationCurve
+    from graphkit.training.result import _jsonable
+
+    curve = ValidationCurve()
+    res = graphkit.fit(model, dataset, preset=preset, seed=2020, device=device, max_time=budget,
+                       num_threads=threads, progress=False, callbacks=[curve])
+    wall = curve.elapsed()
+    rec = res.record
+    out = {"model": model, "dataset": dataset, "preset": preset, "budget_s": budget, "wall_s": round(wall, 1),
+           "train_s": round(rec["train_seconds"], 1), "epochs": rec["epochs_run"], "best_epoch": rec["best_epoch"],
+           "best_valid_recall@20": rec["best_valid"], "test": res.metrics, "stopped_by": rec["stopped_by"],
+           "curve": [{**p, "seconds": round(p["seconds"], 2)} for p in curve.points], "record": _jsonable(rec)}  # split fingerprint, seed, hparams, versions, device
+    first = curve.points[0]["seconds"] if curve.points else float("nan")
+    print(f"  {model} {dataset}: {rec['epochs_run']} epochs in {rec['train_seconds']:.0f} s of training "
+          f"({wall:.0f} s wall, first validation at {first:.0f} s); best validation recall@20 "
+          f"{rec['best_valid']:.4f} (epoch {rec['best_epoch']}); test recall@20 {res.metrics['recall@20']:.4f}, "
+          f"ndcg@20 {res.metrics['ndcg@20']:.4f}", flush=True)
+    marks = [p for p in curve.points if p["epoch"] in (1, 2, 5) or p["epoch"] % 10 == 0] or curve.points
+    print("  curve (s, valid recall@20): " + ", ".join(f"({p['seconds']:.0f}, {p['value']:.4f})"
+                                                     for p in marks), flush=True)
+    return out
+
+
+def zero_copy_section(quick: bool) -> Dict[str, Any]:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_zero_copy.py"), "--table-gb", "1" if quick else "2",
+           "--row-bytes", "128,512" if quick else "128,512,4096", "--batch-rows", "100000", "--repeats", "3"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    text = (proc.stdout + proc.stderr).strip()
+    print("\n".join("  " + line for line in text.splitlines()[-25:]), flush=True)
+    return {"command": " ".join(cmd[1:]), "rc": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+            "output_tail": text[-4000:]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=None)
+    ap.add_argument("--quick", action="store_true", help="short budgets (about 3 minutes in all)")
+    ap.add_argument("--dry-run", action="store_true", help="CPU, 3-second budgets, no zero-copy")
+    ap.add_argument("--gowalla-budget", type=float, default=300.0)
+    ap.add_argument("--ml1m-budget", type=float, default=45.0)
+    ap.add_argument("--ultragcn-budget", type=float, default=60.0)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--json", default=None, help="where to write the figures (default $OUT/gpu_suite.json)")
+    args = ap.parse_args()
+
+    import torch
+
+    device = "cpu" if args.dry_run else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        print("gpu_suite: no CUDA device here; use --dry-run to check the script on CPU")
+        return 2
+    if args.dry_run:
+        budgets = {"gowalla": 3.0, "ml1m": 3.0, "ultragcn": 3.0}
+    elif args.quick:
+        budgets = {"gowalla": 60.0, "ml1m": 15.0, "ultragcn": 15.0}
+    else:
+        budgets = {"gowalla": args.gowalla_budget, "ml1m": args.ml1m_budget, "ultragcn": args.ultragcn_budget}
+    threads = args.threads or torch.get_num_threads()
+    only = args.only or [s for s in SECTIONS if not (args.dry_run and s == "zero-copy")]
+    jobs: Dict[str, Callable[[], Dict[str, Any]]] = {
+        "env": lambda: env_section(device),
+        "lightgcn-gowalla": lambda: train_section("lightgcn", "gowalla", "fast", budgets["gowalla"], device, threads),
+        "lightgcn-ml1m": lambda: train_section("lightgcn", "ml-1m", "fast", budgets["ml1m"], device, threads),
+        "ultragcn-ml1m": lambda: train_section("ultragcn", "ml-1m", "paper", budgets["ultragcn"], device, threads),
+        "zero-copy": lambda: zero_copy_section(args.quick),
+    }
+    results: Dict[str, Any] = {"mode": "dry-run" if args.dry_run else "quick" if args.quick else "full",
+                               "GRAPHKIT_DATA": os.environ.get("GRAPHKIT_DATA")}
+    t_suite = time.perf_counter()
+    for name in only:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            results[name] = jobs[name]()
+            if name == "env":
+                print("  " + json.dumps(results[name]), flush=True)
+        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
+            results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            print(f"  FAILED: {type(exc).__name__}: {exc}\n{traceback.format_exc()}", flush=True)
+        print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    results["suite_seconds"] = round(time.perf_counter() - t_suite, 1)
+    path = args.json or (os.path.join(os.environ["OUT"], "gpu_suite.json") if os.environ.get("OUT") else None)
+    if path:
+        tmp = f"{path}.tmp"
+        Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as fh:
+            json.dump(results, fh, indent=1, default=str)
+        os.replace(tmp, path)
+        print(f"figures written to {path}")
+    print(f"suite: {results['suite_seconds']:.0f} s; failed sections: "
+          f"{[k for k, v in results.items() if isinstance(v, dict) and 'error' in v] or 'none'}")
+    return 1 if any(isinstance(v, dict) and "error" in v for v in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
