@@ -146,6 +146,7 @@ class ALS(FittedRecommender):
     #: chosen on the validation split by ``graphkit tune als`` (tuning seed 7; the search and
     #: the scores are in docs/models/baselines.md), values rounded to 3 significant digits.
     presets: ClassVar[Dict[str, Dict[str, Any]]] = {
+        "gowalla": {"model": {"factors": 256, "regularization": 62.5, "alpha": 80.5, "iterations": 7}},
         "ml-1m": {"model": {"factors": 64, "regularization": 28.9, "alpha": 3.48, "iterations": 24}},
     }
 
