@@ -42,6 +42,13 @@ class ValidationCurve:
         return time.perf_counter() - self.t0 - self.paused
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: Dict[str, Any]) -> None:
+        """Append ``(epoch, seconds, value)`` when the epoch was validated.
+
+        Args:
+            trainer: the running trainer (unused).
+            epoch: the epoch just finished (1-based).
+            logs: the epoch's row: ``loss``, ``seconds`` and the ``valid_*`` metrics.
+        """
         value = logs.get(f"valid_{self.metric}")
         if value is not None:
             self.points.append({"epoch": epoch, "seconds": self.elapsed(), "value": float(value)})
