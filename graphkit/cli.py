@@ -191,11 +191,13 @@ def bench_cmd(models: Optional[str], datasets_: Optional[str], seeds: str, assig
 @click.option("--trial-max-time", type=float, default=None, help="Cap on one trial's training time, seconds.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="A hyper-parameter fixed for every trial, repeatable.")
+@click.option("--preset", "preset_name", type=click.Choice(["paper", "fast", "none"]), default="none",
+              show_default=True, help="Start every trial from this preset (none: the model's defaults).")
 @click.option("--out", default=None, help="Save the best trial's model, record and history to this folder.")
 def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Optional[float], n_trials: Optional[int],
              storage: Optional[str], study_name: Optional[str], metric: str, seed: int, trial_seed: int,
              threads: Optional[int], trial_max_time: Optional[float], assignments: Sequence[str],
-             out: Optional[str]) -> None:
+             preset_name: str, out: Optional[str]) -> None:
     """Search MODEL's hyper-parameters on a dataset's validation split (Optuna TPE + pruning).
 
     Example: graphkit tune lightgcn --dataset ml-1m --max-time 1200 --storage runs/tune.db
@@ -209,7 +211,7 @@ def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Option
         fixed["num_threads"] = threads
     res = tune(model, dataset, data_dir=data_dir, max_time=max_time, n_trials=n_trials, storage=storage,
                study_name=study_name, metric=metric, seed=seed, trial_seed=trial_seed, trial_max_time=trial_max_time,
-               **fixed)
+               preset=False if preset_name == "none" else preset_name, **fixed)
     states = res.trials["state"].value_counts().to_dict() if len(res.trials) else {}
     click.echo(f"{len(res.trials)} trials ({', '.join(f'{v} {k.lower()}' for k, v in states.items())}); "
                f"best validation {metric} {res.best_value:.4f} with {res.best_params}")

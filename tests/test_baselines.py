@@ -219,6 +219,9 @@ def test_cli_tune_and_preset_option(tmp_path):
     assert run.exit_code == 0, run.output
     assert "2 trials" in run.output and "recall@20=" in run.output.splitlines()[1]
     assert (tmp_path / "best" / "record.json").is_file()
+    run = CliRunner().invoke(main, ["tune", "als", "--dataset", folder, "--n-trials", "1", "--preset", "fast"],
+                             catch_exceptions=False)
+    assert run.exit_code == 2 and "fast recipe" in run.output  # tune --preset reaches the trials
     run = CliRunner().invoke(main, ["fit", "popularity", "--dataset", folder, "--preset", "fast"],
                              catch_exceptions=False)
     assert run.exit_code == 2 and "fast recipe" in run.output
