@@ -232,9 +232,13 @@ def tune(
         raise ConfigError("no trial finished inside the budget; raise max_time or n_trials")
     best_trial = study.best_trial
     result = best["result"] if best.get("params") == best_trial.params else None
-    if result is None:  # the best trial ran in an earlier (killed) process: retrain it, same seed
+    if result is None:  # the best trial ran in an earlier (killed) process: retrain it, same seed,
+        # up to its selected epoch (the trial may have been cut by its time budget, so training
+        # to the configured epochs would give another model); deterministic on CPU
         hp = {**fixed, **best_trial.params, "ks": ks, "select_metric": metric, "evaluate_test": False,
               "progress": False}
+        if best_trial.user_attrs.get("best_epoch"):
+            hp["epochs"] = int(best_trial.user_attrs["best_epoch"])
         result = fit(cls, ds, preset=preset, seed=trial_seed, **hp)
     exclude = ds.full_train if ds.valid is not None and ds.valid.nnz > 0 else ds.train
     result.metrics = _evaluate(result.model, ds.test, exclude, _EvalConfig(ks, result.record))

@@ -193,6 +193,14 @@ def test_tune_selects_on_validation_and_resumes(tmp_path):
     if again.best_value == first.best_value:  # best trial from the "killed" process: retrained, same model
         assert again.result.metrics["recall@20"] == pytest.approx(first.result.metrics["recall@20"], abs=1e-6)
         assert again.result.record["best_valid"] == pytest.approx(first.best_value, abs=1e-6)
+    # a best trial cut by its time budget is retrained to its selected epoch, not to `epochs`
+    cut = dict(embedding_dim=8, epochs=2000, eval_every=1, batch_size=1024, patience=0, num_threads=1)
+    db2, lr = str(tmp_path / "cut.db"), {"lr": ("log", 1e-2, 2e-2)}
+    timed = tune("lightgcn", ds, n_trials=1, space=lr, storage=db2, trial_max_time=0.3, **cut)
+    assert timed.result.record["epochs_run"] < 2000 and timed.result.record["stopped_by"] == "max_time"
+    resumed = tune("lightgcn", ds, n_trials=1, space=lr, storage=db2, trial_max_time=0.3, **cut)
+    assert resumed.result.record["best_epoch"] == timed.result.record["best_epoch"]
+    assert resumed.result.metrics["recall@20"] == pytest.approx(timed.result.metrics["recall@20"], abs=1e-6)
     with pytest.raises(ConfigError, match="budget"):
         tune("lightgcn", ds, space=space)
     with pytest.raises(ConfigError, match="recommendation"):
