@@ -72,7 +72,7 @@ class BudgetProbe(ValidationCurve):
         self.best: Optional[Dict[str, Any]] = None  # {"value", "epoch", "state"}
 
     def _test_best(self, trainer: Any, budget: float) -> None:
-        from graphkit.training.recommendation import _evaluate
+        from graphkit.training.recommendation import _test_metrics
 
         if self.best is None:
             self.at_budget[budget] = {"test": None, "epoch": None}
@@ -80,8 +80,7 @@ class BudgetProbe(ValidationCurve):
         t = time.perf_counter()
         current = copy.deepcopy(trainer.model.state_dict())
         trainer.model.load_state_dict(self.best["state"])
-        exclude = self.ds.full_train if self.ds.valid is not None else self.ds.train
-        test = _evaluate(trainer.model, self.ds.test, exclude, trainer.cfg)
+        test = _test_metrics(trainer.model, self.ds, trainer.cfg)
         trainer.model.load_state_dict(current)
         self.at_budget[budget] = {"test": test, "epoch": self.best["epoch"], "valid": self.best["value"]}
         self.paused += time.perf_counter() - t

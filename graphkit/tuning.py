@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from .exceptions import ConfigError, TrainingError
 from .training.result import FitResult
@@ -166,7 +166,7 @@ def tune(
     optuna = _optuna()
     from . import datasets as gk_datasets
     from .training import _resolve_model, fit
-    from .training.recommendation import _evaluate
+    from .training.recommendation import RecTrainConfig, _test_metrics
 
     cls, instance = _resolve_model(model)
     if instance is not None:
@@ -240,19 +240,11 @@ def tune(
         if best_trial.user_attrs.get("best_epoch"):
             hp["epochs"] = int(best_trial.user_attrs["best_epoch"])
         result = fit(cls, ds, preset=preset, seed=trial_seed, **hp)
-    exclude = ds.full_train if ds.valid is not None and ds.valid.nnz > 0 else ds.train
-    result.metrics = _evaluate(result.model, ds.test, exclude, _EvalConfig(ks, result.record))
+    memory = int(result.record.get("train", {}).get("eval_memory_mb", RecTrainConfig.eval_memory_mb))
+    result.metrics = _test_metrics(result.model, ds, RecTrainConfig(ks=tuple(ks), eval_memory_mb=memory))
     result.record["tuning"] = {"study": name, "storage": storage, "trials": len(study.trials),
                                "best_trial": best_trial.number, "metric": metric, "space": {k: list(v) if
                                isinstance(v, tuple) else v for k, v in space.items()}, "sampler_seed": seed}
     trials = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"))
     return TuneResult(result=result, best_params=dict(best_trial.params), best_value=float(best_trial.value),
                       trials=trials, study=study)
-
-
-class _EvalConfig:
-    """The two fields of a training config the final test evaluation needs."""
-
-    def __init__(self, ks: Sequence[int], record: Dict[str, Any]) -> None:
-        self.ks = tuple(ks)
-        self.eval_memory_mb = int(record.get("train", {}).get("eval_memory_mb", 256))

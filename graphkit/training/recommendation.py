@@ -133,6 +133,16 @@ def _evaluate(model: Any, ground_truth: sp.csr_matrix, exclude: sp.csr_matrix, c
     return evaluate_embeddings(ue, ie, ground_truth, exclude=exclude, ks=cfg.ks, memory_budget_mb=cfg.eval_memory_mb)
 
 
+def _test_metrics(model: Any, ds: Any, cfg: Any) -> Dict[str, float]:
+    """Test metrics of ``model`` with the training items masked (training + validation items
+    when the dataset has a validation split); ``{}`` without a test split.  ``cfg`` needs
+    ``ks`` and ``eval_memory_mb``."""
+    if ds.test is None or ds.test.nnz == 0:
+        return {}
+    exclude = ds.full_train if ds.valid is not None and ds.valid.nnz > 0 else ds.train
+    return _evaluate(model, ds.test, exclude, cfg)
+
+
 #: Config fields that may change between a checkpoint and its resumption (they control
 #: how long and where a run goes, not what it computes).
 RESUMABLE_CHANGES = ("epochs", "max_time", "progress", "num_threads", "device", "checkpoint_dir", "checkpoint_every",
@@ -332,9 +342,7 @@ class RecommendationTrainer:
                          stopped: str, train_seconds: float) -> Tuple[Dict[str, float], Dict[str, Any]]:
         """Evaluate the selected model on test (once) and build the run's record."""
         cfg, ds = self.cfg, self.dataset
-        exclude = ds.full_train if has_valid else ds.train
-        has_test = ds.test is not None and ds.test.nnz > 0
-        test = _evaluate(self.model, ds.test, exclude, cfg) if has_test and cfg.evaluate_test else {}
+        test = _test_metrics(self.model, ds, cfg) if cfg.evaluate_test else {}
         record = {
             "task": "recommendation",
             "model": type(self.model).__name__,
