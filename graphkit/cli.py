@@ -6,7 +6,7 @@ import ast
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
@@ -59,13 +59,238 @@ def main() -> None:
     """graphkit: graph learning and recommendation on PyTorch."""
 
 
+# ----------------------------------------------------------------------------- graphkit fit
+#: Keys a ``graphkit fit --config`` file accepts, with the type each value must have.
+_FIT_FILE_KEYS: Dict[str, str] = {
+    "model": "str", "dataset": "str", "data_dir": "str", "seed": "int", "preset": "preset",
+    "no_preset": "bool", "hparams": "mapping", "set": "list", "epochs": "int", "max_time": "number",
+    "device": "str", "threads": "int", "out": "str", "quiet": "bool", "resume": "bool",
+}
+_TYPE_WORDS = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
+               "mapping": "a mapping of names to values", "list": "a list of KEY=VALUE strings",
+               "preset": "paper, fast, none, true or false"}
+#: Constructor arguments that ``graphkit.fit`` fills from the dataset, never from ``--from``.
+_DATA_SIZED = ("num_users", "num_items", "in_channels", "num_classes")
+#: Recorded training options that describe where a run executed, not what it computed.
+_NOT_RERUN = ("device", "checkpoint_dir", "progress", "seed")
+
+
+def _yaml_key_lines(text: str) -> Dict[str, int]:
+    """1-based line of each top-level key of a YAML/JSON mapping (empty when unknown)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _check_type(kind: str, value: Any) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "mapping":
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if kind == "list":
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    if kind == "preset":
+        return isinstance(value, bool) or value in ("paper", "fast", "none")
+    raise AssertionError(kind)
+
+
+def read_fit_config(path: str) -> Dict[str, Any]:
+    """Read a ``graphkit fit --config`` file: a YAML (or ``.json``) mapping of fit options.
+
+    Accepted keys: ``model``, ``dataset``, ``data_dir``, ``seed``, ``preset``, ``hparams``
+    (a mapping of hyper-parameters) and the other ``graphkit fit`` options by name
+    (``epochs``, ``max_time``, ``device``, ``threads``, ``no_preset``, ``set``, ``out``,
+    ``quiet``, ``resume``; ``-`` and ``_`` interchangeable).  ``null`` means "not set".
+    YAML is read with ``yaml.safe_load`` (no Python objects).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The options, keys normalised to ``_``, ``null`` values dropped.
+
+    Raises:
+        ConfigError: one line naming the file (and the line where the YAML parser knows it):
+            a missing or unreadable file, invalid YAML/JSON, not a mapping, an unknown key
+            or a value of the wrong type.
+    """
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    if path.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else path
+            what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ConfigError(f"{where}: not valid YAML ({what})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of fit options (model:, dataset:, ...), "
+                          f"got {type(data).__name__}")
+    lines = _yaml_key_lines(text)
+    out: Dict[str, Any] = {}
+    for raw_key, value in data.items():
+        where = f"{path}:{lines[str(raw_key)]}" if str(raw_key) in lines else path
+        key = str(raw_key).replace("-", "_")
+        if key not in _FIT_FILE_KEYS:
+            raise ConfigError(f"{where}: unknown key {raw_key!r}; accepted: {', '.join(_FIT_FILE_KEYS)}")
+        if value is None:
+            continue
+        kind = _FIT_FILE_KEYS[key]
+        if not _check_type(kind, value):
+            raise ConfigError(f"{where}: key {raw_key!r} must be {_TYPE_WORDS[kind]}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _train_option_names(cls: Any) -> Optional[set]:
+    """The training-option names ``graphkit.fit`` accepts for ``cls`` (None: unknown, accept all)."""
+    import dataclasses
+
+    try:
+        if getattr(cls, "task", "recommendation") == "node":
+            if getattr(cls, "trainer", "full") == "minibatch":
+                from .training.minibatch import MiniBatchTrainConfig as config
+            else:
+                from .training.node import NodeTrainConfig as config
+        else:
+            from .training.recommendation import RecTrainConfig as config
+        return {f.name for f in dataclasses.fields(config)}
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+def options_from_record(path: str) -> Tuple[Dict[str, Any], Dict[str, Any], List[str]]:
+    """The fit options that rerun the run recorded in ``path`` (``--from``).
+
+    Model (its registered name), dataset, seed, the recorded model hyper-parameters without
+    the dataset-sized ones (``num_users``, ``num_items``, ``in_channels``, ``num_classes``),
+    the recorded training options without ``device``, ``checkpoint_dir``, ``progress`` and
+    any this graphkit no longer accepts, a node dataset's random split, and ``preset: none``
+    so the recorded values are used exactly.
+
+    Args:
+        path: a ``record.json`` or the folder holding one.
+
+    Returns:
+        ``(options, record, notes)``: the options (as in a ``--config`` file), the record,
+        and one line per recorded value left out.
+
+    Raises:
+        ConfigError: a missing or invalid file, or a record without model/dataset.
+        CheckpointError: a model class that is not registered.
+    """
+    import inspect
+
+    from .models import available_models, get_model
+    from .training.result import resolve_model_class
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "record.json"
+    try:
+        record = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read ({exc})") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{p}: expected a run record (a JSON object), got {type(record).__name__}")
+    for key, kind in (("model", "str"), ("dataset", "str"), ("seed", "int"), ("hparams", "mapping")):
+        if not _check_type(kind, record.get(key)):
+            raise ConfigError(f"{p}: field {key!r} missing or not {_TYPE_WORDS[kind]}")
+    cls = resolve_model_class(record["model"], str(p))
+    name = next((n for n in available_models() if get_model(n) is cls), record["model"])
+    params = inspect.signature(cls.__init__).parameters
+    notes: List[str] = []
+    hparams: Dict[str, Any] = {}
+    for key, value in record["hparams"].items():
+        if key in _DATA_SIZED:
+            continue
+        if key in params:
+            hparams[key] = value
+        else:
+            notes.append(f"recorded model argument {key}={value!r} is not taken by {cls.__name__} any more; left out")
+    train = record.get("train") or {}
+    if not isinstance(train, dict):
+        raise ConfigError(f"{p}: field 'train' must be a mapping, got {train!r}")
+    accepted = _train_option_names(cls)
+    for key, value in train.items():
+        if key in _NOT_RERUN:
+            continue
+        if accepted is not None and key not in accepted:
+            notes.append(f"recorded training option {key}={value!r} is not accepted any more; left out")
+            continue
+        hparams[key] = value
+    if getattr(cls, "task", None) == "node" and record.get("split") == "random":
+        hparams["split"] = "random"
+        if record.get("split_seed") is not None:
+            hparams["split_seed"] = record["split_seed"]
+    options = {"model": name, "dataset": record["dataset"], "seed": record["seed"], "preset": "none",
+               "hparams": hparams}
+    return options, record, notes
+
+
+def _layer_hparams(layer: Dict[str, Any]) -> Dict[str, Any]:
+    """A layer's hyper-parameters: ``hparams``, then ``set``, then the dedicated options."""
+    out = dict(layer.get("hparams") or {})
+    sets = layer.get("set") or ()
+    out.update(parse_assignments([sets] if isinstance(sets, str) else sets))
+    for key, target in (("epochs", "epochs"), ("max_time", "max_time"), ("device", "device"),
+                        ("threads", "num_threads")):
+        if layer.get(key) is not None:
+            out[target] = layer[key]
+    if layer.get("quiet"):
+        out["progress"] = False
+    return out
+
+
+def _layer_preset(layer: Dict[str, Any], where: str) -> Optional[str]:
+    """A layer's preset as ``paper``/``fast``/``none`` (None: the layer does not say)."""
+    preset = layer.get("preset")
+    if isinstance(preset, bool):
+        preset = "paper" if preset else "none"
+    if layer.get("no_preset"):
+        if preset not in (None, "none"):
+            raise ConfigError(f"{where}: no_preset contradicts preset {preset}")
+        return "none"
+    return preset
+
+
 @main.command("fit")
-@click.argument("model")
-@click.option("--dataset", "-d", required=True, help="Dataset name (gowalla, ml-1m, cora, ...) or folder path.")
+@click.argument("model", required=False)
+@click.option("--dataset", "-d", default=None, help="Dataset name (gowalla, ml-1m, cora, ...) or folder path.")
 @click.option("--data-dir", default=None, help="Folder with dataset files (default: $GRAPHKIT_DATA).")
 @click.option("--epochs", type=int, default=None, help="Maximum number of epochs.")
 @click.option("--max-time", type=float, default=None, help="Stop training after this many seconds.")
-@click.option("--seed", type=int, default=2020, show_default=True)
+@click.option("--seed", type=int, default=None, help="Random seed of the run (default 2020).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--no-preset", is_flag=True, help="Ignore the paper's per-dataset hyper-parameters.")
@@ -77,9 +302,16 @@ def main() -> None:
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from its checkpoint (checkpoint_dir, default OUT/checkpoints); "
                    "starts from scratch when there is none yet.")
-def fit_cmd(model: str, dataset: str, data_dir: Optional[str], epochs: Optional[int], max_time: Optional[float],
-            seed: int, device: Optional[str], threads: Optional[int], no_preset: bool, preset_name: Optional[str],
-            assignments: Sequence[str], out: Optional[str], quiet: bool, resume: bool) -> None:
+@click.option("--config", "config_file", default=None, metavar="FILE",
+              help="Read options from a YAML (or .json) file: model, dataset, seed, preset, data_dir, "
+                   "hparams (a mapping) and any option above by name. Command-line options override it.")
+@click.option("--from", "from_record", default=None, metavar="RECORD",
+              help="Rerun a recorded run: RECORD is a record.json (or its folder) written by --out. Takes its "
+                   "model, dataset, seed, hyper-parameters and training options, with no preset.")
+def fit_cmd(model: Optional[str], dataset: Optional[str], data_dir: Optional[str], epochs: Optional[int],
+            max_time: Optional[float], seed: Optional[int], device: Optional[str], threads: Optional[int],
+            no_preset: bool, preset_name: Optional[str], assignments: Sequence[str], out: Optional[str],
+            quiet: bool, resume: bool, config_file: Optional[str], from_record: Optional[str]) -> None:
     """Train MODEL on a dataset's standardized split and print its test metrics.
 
     Example: graphkit fit lightgcn --dataset gowalla --max-time 240
@@ -87,26 +319,68 @@ def fit_cmd(model: str, dataset: str, data_dir: Optional[str], epochs: Optional[
     Crash-safe: graphkit fit lightgcn -d gowalla --out runs/g --resume checkpoints the
     training state into runs/g/checkpoints; if the run is killed, the same command continues
     where it stopped and ends with the same result as an uninterrupted run.
+
+    From a file: graphkit fit --config run.yaml [--seed 4 ...], with run.yaml e.g.
+
+    \b
+        model: lightgcn
+        dataset: gowalla
+        seed: 3
+        epochs: 50
+        hparams: {lr: 0.001, embedding_dim: 64}
+
+    MODEL and --dataset may then be left out; options given on the command line
+    win over the file. Unknown keys and wrongly typed values are errors.
+
+    Rerun: graphkit fit --from runs/g/record.json repeats a saved run with its recorded
+    model, dataset, seed, hyper-parameters and training options (no preset), on this
+    machine's device; on CPU it gives the same metrics. A dataset given as a folder is
+    recorded by its folder name: add --data-dir PARENT or --dataset PATH.
     """
     from .training import fit
 
-    hparams = parse_assignments(assignments)
-    for key, value in (("epochs", epochs), ("max_time", max_time), ("device", device), ("num_threads", threads)):
-        if value is not None:
-            hparams[key] = value
-    if quiet:
-        hparams["progress"] = False
-    if resume and out and not hparams.get("checkpoint_dir"):
-        hparams["checkpoint_dir"] = str(Path(out) / "checkpoints")
+    layers: List[Tuple[str, Dict[str, Any]]] = []
+    record: Optional[Dict[str, Any]] = None
+    if from_record:
+        recorded, record, notes = options_from_record(from_record)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        layers.append((from_record, recorded))
+    if config_file:
+        layers.append((config_file, read_fit_config(config_file)))
     if no_preset and preset_name not in (None, "none"):
         raise click.UsageError(f"--no-preset contradicts --preset {preset_name}")
-    preset: Any = False if no_preset or preset_name == "none" else (preset_name or "paper")
-    result = fit(model, dataset, data_dir=data_dir, preset=preset, seed=seed, resume=resume, **hparams)
+    cli = {"model": model, "dataset": dataset, "data_dir": data_dir, "seed": seed, "preset": preset_name,
+           "no_preset": no_preset, "set": list(assignments), "epochs": epochs, "max_time": max_time,
+           "device": device, "threads": threads, "out": out, "quiet": quiet, "resume": resume}
+    layers.append(("the command line", {k: v for k, v in cli.items() if v not in (None, False, [])}))
+
+    opts: Dict[str, Any] = {}
+    hparams: Dict[str, Any] = {}
+    preset = "paper"
+    for where, layer in layers:
+        for key in ("model", "dataset", "data_dir", "seed", "out", "resume"):
+            if key in layer:
+                opts[key] = layer[key]
+        hparams.update(_layer_hparams(layer))
+        preset = _layer_preset(layer, where) or preset
+    if not opts.get("model"):
+        raise ConfigError("no MODEL given: pass it as the argument, or as 'model' in --config (or use --from)")
+    if not opts.get("dataset"):
+        raise ConfigError("no dataset given: pass --dataset, or 'dataset' in --config (or use --from)")
+    out, resume = opts.get("out"), bool(opts.get("resume"))
+    if resume and out and not hparams.get("checkpoint_dir"):
+        hparams["checkpoint_dir"] = str(Path(out) / "checkpoints")
+    result = fit(opts["model"], opts["dataset"], data_dir=opts.get("data_dir"),
+                 preset=False if preset == "none" else preset, seed=opts.get("seed", 2020), resume=resume, **hparams)
     rec = result.record
     click.echo(f"{rec['model']} on {rec.get('dataset')} (split {rec.get('fingerprint')}, seed {rec['seed']}): "
                f"best epoch {rec['best_epoch']} of {rec['epochs_run']} ({rec['stopped_by']}), "
                f"{rec['train_seconds']:.1f}s on {rec['device']}")
     click.echo("test " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
+    if record is not None and record.get("fingerprint") and rec.get("fingerprint") != record.get("fingerprint"):
+        click.echo(f"warning: the dataset split differs from the recorded run's (fingerprint {rec.get('fingerprint')}, "
+                   f"recorded {record.get('fingerprint')}): the metrics are not comparable", err=True)
     if out:
         click.echo(f"saved to {result.save(out)}")
 

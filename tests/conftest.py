@@ -19,6 +19,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    small problems, where OpenMP fork/join dominates with more threads on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def require_dataset(*parts):
     """The path of a dataset file/folder under GRAPHKIT_DATA, or skip the test saying what is missing."""
     path = data_dir().joinpath(*parts)

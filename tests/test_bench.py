@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any, Dict, List

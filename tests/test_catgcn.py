@@ -16,12 +16,7 @@ from graphkit.models.catgcn import CatGCN, FieldSumGCN, bi_interaction, feature_
 from conftest import require_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_features(seed=0, n=7):

@@ -11,12 +11,7 @@ from graphkit.models.dagnn import DAGNN, AdaptivePropagation
 from conftest import require_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_graph(n=15, p=0.25, seed=0, isolated=True):

@@ -12,12 +12,7 @@ from graphkit.sampling import LargeGTTokenSampler
 from graphkit.training.minibatch import MiniBatchTrainConfig, MiniBatchTrainer, fit_minibatch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sbm(n=240, classes=3, feat=16, seed=0, p_in=0.08, p_out=0.004):

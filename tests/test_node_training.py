@@ -41,13 +41,7 @@ def sbm_dataset(seed=0, n=240, classes=3, feat=30, p_in=0.06, p_out=0.006, name=
 FAST = dict(epochs=40, patience=0, progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small full-batch problems: OpenMP fork/join dominates with >1 thread on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- GCN layer

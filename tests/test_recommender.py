@@ -490,3 +490,13 @@ def test_random_frames_raise_only_graphkit_errors(tmp_path_factory, rows, duplic
         pd.testing.assert_frame_equal(back.recommend(None, k=3), rec.recommend(None, k=3))
     except GraphkitError:
         pass
+
+
+def test_load_keeps_the_trained_weights_of_a_model_that_initialises_in_prepare(tmp_path, df):
+    """LightGCN(init="svd") sets its weights in prepare(); load must not overwrite the saved
+    (trained) ones with a fresh SVD start (model_ feeds warm starts and re-saves)."""
+    rec = Recommender(epochs=2, validation=None, embedding_dim=8, num_layers=1, init="svd", lr=0.05).fit(df)
+    rec.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    a, b = rec.model_.state_dict(), back.model_.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].to(a[k].device)) for k in a)

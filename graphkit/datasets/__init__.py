@@ -6,6 +6,7 @@
 >>> esol = datasets.load("ogbg-molesol")            # GraphPropDataset (ogb, scaffold split)
 >>> mine = datasets.load("/data/my_lightgcn_folder")   # any LightGCN-format folder
 >>> df_ds = datasets.from_interactions(df, split="temporal", time_col="ts")
+>>> own = datasets.as_dataset(obj)   # DataFrame, scipy/numpy matrix, PyG Data / HeteroData
 
 Files are looked up under :func:`graphkit.utils.data_dir` (``$GRAPHKIT_DATA``, default
 ``~/.cache/graphkit``): ``<name>/train.txt`` for recommendation data,
@@ -24,6 +25,9 @@ from ..utils import PathLike, data_dir
 from ._manifest import canonical_name, load_manifest
 from .download import cache_dir, download_file, ensure_files, verify
 from .interactions import from_interactions
+from .convert import (
+    as_dataset, node_dataset_from_pyg, rec_dataset_from_frame, rec_dataset_from_hetero, rec_dataset_from_matrix,
+)
 from .node import NodeDataset
 from .ogb_loader import GraphPropDataset, load_ogb_graph, load_ogb_node, ogb_names
 from .planetoid import PLANETOID_NAMES, RestrictedUnpickler, load_planetoid, read_planetoid
@@ -38,6 +42,11 @@ __all__ = [
     "DatasetInfo",
     "verify",
     "from_interactions",
+    "as_dataset",
+    "rec_dataset_from_frame",
+    "rec_dataset_from_matrix",
+    "rec_dataset_from_hetero",
+    "node_dataset_from_pyg",
     "RecDataset",
     "NodeDataset",
     "GraphPropDataset",

@@ -35,14 +35,11 @@ import warnings
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
+import filelock
+
 from ..exceptions import ChecksumError, DataNotFoundError, DatasetError
 from ..utils import PathLike, atomic_write, data_dir
 from ._manifest import FileSpec, Manifest, canonical_name, load_manifest, manifest_names
-
-try:  # POSIX only; elsewhere downloads are simply not serialised
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "cache_dir",
@@ -93,59 +90,49 @@ def is_writable_dir(path: PathLike) -> bool:
 
 @contextlib.contextmanager
 def file_lock(path: PathLike) -> Iterator[None]:
-    """Hold an exclusive advisory lock (``fcntl.flock``) on ``path`` for the block.
+    """Hold an exclusive inter-process lock on ``path`` for the block, waiting for it.
 
-    The lock file is created if needed and left in place afterwards (deleting it would
-    race with another process that is waiting on it).  On platforms without ``fcntl``
-    the block runs unlocked.
+    A :class:`filelock.FileLock` (``flock`` on POSIX, ``msvcrt`` locking on Windows; a
+    marker file on filesystems without either).  Each call opens its own lock, so two
+    holders in one process exclude each other as two processes do (a thread waits for
+    another thread's block to end); a nested call for the same path in the *same*
+    thread can never get it (recent ``filelock`` versions raise ``RuntimeError`` rather
+    than wait forever).  The lock file is
+    created if needed and left in place afterwards (deleting it would race with a
+    process waiting on it); the lock dies with its process.
 
     Args:
         path: the lock file, conventionally ``<file>.lock``.
     """
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with filelock.FileLock(str(p), thread_local=False):
+        yield
 
 
 @contextlib.contextmanager
 def try_file_lock(path: PathLike) -> Iterator[bool]:
-    """Try to take an exclusive advisory lock on ``path`` without waiting.
+    """Try to take an exclusive inter-process lock on ``path`` without waiting.
 
-    Yields ``True`` (held for the block) or ``False`` (another process holds it; the block
-    runs without it).  Without ``fcntl`` it always yields ``True``.
+    Yields ``True`` (held for the block) or ``False`` (another process, or another
+    holder in this process, has it; the block runs without it).  Same lock as
+    :func:`file_lock` (``filelock.FileLock`` with ``timeout=0``).
 
     Args:
         path: the lock file, conventionally ``<file>.lock`` (created if needed, left in place).
     """
-    if fcntl is None:  # pragma: no cover - Windows
-        yield True
-        return
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = filelock.FileLock(str(p), timeout=0, thread_local=False)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire()
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def _hash_file(path: Path, algo: str) -> str:

@@ -261,35 +261,6 @@ def context_distribution(reach: sp.csr_matrix, labels: np.ndarray, num_classes: 
 # ----------------------------------------------------------------------------- clustering helpers
 
 
-def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int = 100) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding from ``rng``; no cluster is left empty."""
-    n = x.shape[0]
-    first = int(rng.integers(n))
-    centers = [x[first]]
-    d2 = ((x - x[first]) ** 2).sum(1)
-    for _ in range(1, k):
-        tot = d2.sum()
-        i = int(rng.choice(n, p=d2 / tot)) if tot > 0 else int(rng.integers(n))
-        centers.append(x[i])
-        d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(1))
-    c = np.stack(centers)
-    xx = (x ** 2).sum(1, keepdims=True)
-    lab = np.zeros(n, dtype=np.int64)
-    for it in range(iters):
-        d = xx - 2 * x @ c.T + (c ** 2).sum(1)[None]
-        new = d.argmin(1)
-        for j in range(k):  # re-seed an empty cluster with the worst-fitted point
-            if not (new == j).any():
-                far = int(d[np.arange(n), new].argmax())
-                new[far] = j
-                d[far] = -np.inf
-        if it > 0 and np.array_equal(new, lab):
-            break
-        lab = new
-        c = np.stack([x[lab == j].mean(0) for j in range(k)])
-    return lab
-
-
 def _spectral_embedding(a: sp.csr_matrix, dim: int) -> np.ndarray:
     """Top-``dim`` eigenvectors of ``D^-1/2 (A + I) D^-1/2``, rows L2-normalised (Ng–Jordan–Weiss)."""
     m = _sym_norm(a, self_loops=True)

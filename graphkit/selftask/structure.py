@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from scipy.sparse import csgraph
 from torch import nn
 
+from .._cluster import kmeans
 from ..exceptions import ConfigError
 from ..graph import Graph
 from ._utils import (
-    _cap_inf, _choice_arg, _float_arg, _int_arg, _kmeans, _pair_features, _spectral_embedding, _structure, _zscore,
+    _cap_inf, _choice_arg, _float_arg, _int_arg, _pair_features, _spectral_embedding, _structure, _zscore,
     shortest_path_lengths,
 )
 from .base import PretextTask
@@ -240,7 +241,7 @@ class Distance2Clusters(PretextTask):
         if lcc.shape[0] < k:
             raise ConfigError(f"num_clusters = {k} exceeds the {lcc.shape[0]} nodes of the largest connected component")
         sub = a[lcc][:, lcc].tocsr()
-        lab = np.zeros(lcc.shape[0], dtype=np.int64) if k == 1 else _kmeans(_spectral_embedding(sub, k), k, rng)
+        lab = np.zeros(lcc.shape[0], dtype=np.int64) if k == 1 else kmeans(_spectral_embedding(sub, k), k, rng)
         self.clusters = np.full(n, -1, dtype=np.int64)
         self.clusters[lcc] = lab
         deg = np.asarray(a.sum(1)).ravel()

@@ -1,14 +1,18 @@
 """Training entry points: :func:`fit` and the task-specific trainers."""
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 from ..exceptions import ConfigError
-from ..utils import PathLike, seed_everything
-from .callbacks import ValidationCurve
-from .hparams import merge_preset, split_hparams
-from .recommendation import RecommendationTrainer, RecTrainConfig
-from .node import NodeClassificationTrainer, NodeTrainConfig, SeedsResult, run_seeds
+from ..utils import PathLike
+from .callbacks import (
+    Callback, CSVLogger, EarlyStopping, LoggingCallback, MLflowLogger, ProgressBar, TensorBoardLogger, ValidationCurve,
+)
+from .engine import EngineConfig, Trainer, TrainingTask
+from .hparams import build_run, split_hparams
+from .recommendation import RecommendationTask, RecommendationTrainer, RecTrainConfig
+from .node import NodeClassificationTrainer, NodeTask, NodeTrainConfig, SeedsResult, run_seeds
 from .result import FitResult
 
 
@@ -52,7 +56,11 @@ def fit(
         model: a model class (``graphkit.LightGCN``), its registered name (``"lightgcn"``)
             or an already built instance (used as is: no preset, no re-initialisation).
         dataset: a dataset name for :func:`graphkit.datasets.load` (``"gowalla"``,
-            ``"ml-1m"``, a folder path, ...) or a loaded dataset object.
+            ``"ml-1m"``, a folder path, ...), a loaded dataset object, or your own data
+            (:func:`graphkit.datasets.as_dataset`): a pandas DataFrame of interactions
+            (``user``/``item`` columns) or a scipy/NumPy user×item matrix or a bipartite PyG
+            ``HeteroData`` (recommendation), a PyG ``Data`` (node classification: its masks, or
+            the standardized random split); each gets a fingerprinted split.
         data_dir: where dataset files live (default ``$GRAPHKIT_DATA``).
         preset: ``True`` or ``"paper"`` (default): start from the paper's hyper-parameters
             for this dataset when the model has a preset for it; ``"fast"``: the paper's
@@ -61,11 +69,13 @@ def fit(
             override the preset.
         seed: random seed of the run (initialisation, sampling).
         resume: continue an interrupted run from ``<checkpoint_dir>/checkpoint.safetensors``
-            (needs ``checkpoint_dir``; recommendation models).  Same arguments as the
-            interrupted run; the result equals an uninterrupted run's (CPU, bit for bit).
-            See ``docs/reliability.md``.
-        callbacks: objects with an ``on_epoch_end(trainer, epoch, logs)`` method
-            (recommendation models; see :class:`~graphkit.training.RecommendationTrainer`).
+            (needs ``checkpoint_dir``; every task).  Same arguments as the interrupted run;
+            the result equals an uninterrupted run's (CPU, bit for bit).  See
+            ``docs/reliability.md``.
+        callbacks: objects with any of ``on_fit_start``, ``on_epoch_start``,
+            ``on_batch_end``, ``on_epoch_end``, ``on_fit_end`` (see
+            :mod:`graphkit.training.callbacks`: progress bar, CSV, ``logging``, TensorBoard,
+            MLflow, early stopping).
         **hparams: model hyper-parameters (e.g. ``embedding_dim``, ``num_layers``) and
             training ones (``lr``, ``epochs``, ``batch_size``, ``max_time``, ``device``, ...;
             see :class:`~graphkit.training.RecTrainConfig`).
@@ -79,37 +89,36 @@ def fit(
 
     cls, instance = _resolve_model(model)
     task = getattr(cls, "task", "recommendation")
+    if isinstance(dataset, PurePath):
+        dataset = str(dataset)
+    elif type(dataset).__module__.split(".")[0] in ("pandas", "scipy", "numpy", "torch_geometric"):
+        from ..datasets.convert import as_dataset
+
+        dataset = as_dataset(dataset, task=task)
     if task == "node":
-        if callbacks:
-            raise ConfigError(f"callbacks are supported for recommendation models; {cls.__name__} is a node model")
-        if resume:
-            raise ConfigError(f"resume=True is supported for recommendation models; {cls.__name__} is a node model")
         if getattr(cls, "trainer", "full") == "minibatch":
             from .minibatch import fit_minibatch
 
-            return fit_minibatch(model, dataset, data_dir=data_dir, preset=preset, seed=seed, **hparams)
+            return fit_minibatch(model, dataset, data_dir=data_dir, preset=preset, seed=seed, resume=resume,
+                                 callbacks=callbacks, **hparams)
         from .node import fit_node
 
-        return fit_node(model, dataset, data_dir=data_dir, preset=preset, seed=seed, **hparams)
+        return fit_node(model, dataset, data_dir=data_dir, preset=preset, seed=seed, resume=resume,
+                        callbacks=callbacks, **hparams)
     ds = gk_datasets.load(dataset, root=data_dir) if isinstance(dataset, str) else dataset
     if task != "recommendation":
         raise ConfigError(f"{cls.__name__} is a {task} model; graphkit.fit supports it once its trainer is registered")
     if not hasattr(ds, "num_users"):
         raise ConfigError(f"{cls.__name__} needs a recommendation dataset, got {type(ds).__name__}")
-    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset if instance is None else False)
-    model_kw, train_kw = _split_hparams(cls, RecTrainConfig, merged)
-    if "ks" in train_kw:
-        train_kw["ks"] = tuple(train_kw["ks"])
-    cfg = RecTrainConfig(**train_kw)
-    seed_everything(seed)
-    if instance is None:
-        instance = cls(ds.num_users, ds.num_items, **model_kw)
-    elif model_kw:
-        raise ConfigError(f"model hyper-parameters {sorted(model_kw)} cannot be applied to an already built model")
+    instance, cfg = build_run(cls, instance, ds, hparams, seed, preset, RecTrainConfig, ("num_users", "num_items"),
+                              lambda **kw: cls(ds.num_users, ds.num_items, **kw))
     return RecommendationTrainer(instance, ds, cfg, callbacks=callbacks).fit(resume=resume)
 
 
 __all__ = [
-    "fit", "FitResult", "RecTrainConfig", "RecommendationTrainer", "ValidationCurve",
-    "NodeTrainConfig", "NodeClassificationTrainer", "SeedsResult", "run_seeds",
+    "fit", "FitResult", "Trainer", "TrainingTask", "EngineConfig",
+    "RecTrainConfig", "RecommendationTask", "RecommendationTrainer",
+    "NodeTrainConfig", "NodeTask", "NodeClassificationTrainer", "SeedsResult", "run_seeds",
+    "Callback", "ProgressBar", "LoggingCallback", "CSVLogger", "TensorBoardLogger", "MLflowLogger", "EarlyStopping",
+    "ValidationCurve",
 ]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -418,35 +417,32 @@ def compare_fields(saved: Mapping[str, Any], current: Mapping[str, Any], keys: S
 
 @contextlib.contextmanager
 def checkpoint_dir_lock(folder: PathLike) -> Iterator[None]:
-    """Hold an exclusive, non-blocking advisory lock on ``<folder>/.graphkit-train.lock``.
+    """Hold an exclusive, non-blocking inter-process lock on ``<folder>/.graphkit-train.lock``.
 
     Two training runs writing into the same checkpoint folder would overwrite each
-    other's checkpoints; the second one fails fast instead.  The lock dies with its
-    process (a ``kill -9``'d run does not leave the folder locked).
+    other's checkpoints; the second one fails fast instead.  The lock is a
+    :class:`filelock.FileLock` taken with ``timeout=0`` (``flock`` on POSIX): it dies with
+    its process (a ``kill -9``'d run does not leave the folder locked), and each call
+    opens its own lock, so a second run in the same process is refused like one in
+    another process.
 
     Raises:
         ConfigError: another process (or another training run in this process) holds it.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no locking
-        yield
-        return
+    import filelock
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".graphkit-train.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = filelock.FileLock(str(folder / ".graphkit-train.lock"), timeout=0, thread_local=False)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(
-                f"another training run is writing checkpoints into {folder}; use a different checkpoint_dir") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire()
+    except filelock.Timeout:
+        raise ConfigError(
+            f"another training run is writing checkpoints into {folder}; use a different checkpoint_dir") from None
+    try:
+        yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def remove_stale_temporaries(folder: PathLike, names: Sequence[str]) -> List[Path]:

@@ -120,4 +120,44 @@ def merge_preset(cls: Type, dataset: Any, hparams: Dict[str, Any], seed: int, us
     return merged
 
 
-__all__ = ["split_hparams", "merge_preset", "preset_for", "PRESET_CHOICES"]
+def build_run(cls: Type, instance: Any, dataset: Any, hparams: Dict[str, Any], seed: int, preset: Any,
+              config_cls: Type, data_args: Sequence[str], make: Any,
+              extra_options: Sequence[str] = ()) -> Tuple[Any, Any]:
+    """The model and the validated training config of one :func:`graphkit.fit` call.
+
+    Merges ``default_train``, the preset and ``hparams`` (:func:`merge_preset`; no preset for a
+    built ``instance``), routes them (:func:`split_hparams`), validates the config, seeds
+    everything and builds the model as ``make(**model_kwargs)`` unless ``instance`` is given.
+
+    Args:
+        cls: the model class.
+        instance: an already built model, or ``None``.
+        dataset: the loaded dataset (its ``name`` picks the preset).
+        hparams: the caller's keyword arguments.
+        seed: the run's seed.
+        preset: ``True``/``"paper"``, ``"fast"`` or ``False``.
+        config_cls: the task's training-config dataclass.
+        data_args: constructor arguments filled from the dataset.
+        make: builds the model from the model keyword arguments.
+        extra_options: names handled by the caller (listed in errors only).
+
+    Returns:
+        ``(model, config)``.
+    """
+    from ..utils import seed_everything
+
+    merged = merge_preset(cls, dataset, hparams, seed, use_preset=preset if instance is None else False)
+    model_kw, train_kw = split_hparams(cls, config_cls, merged, data_args=data_args, extra_options=extra_options)
+    if "ks" in train_kw:
+        train_kw["ks"] = tuple(train_kw["ks"])
+    cfg = config_cls(**train_kw)
+    cfg.validate()
+    seed_everything(seed)
+    if instance is None:
+        instance = make(**model_kw)
+    elif model_kw:
+        raise ConfigError(f"model hyper-parameters {sorted(model_kw)} cannot be applied to an already built model")
+    return instance, cfg
+
+
+__all__ = ["split_hparams", "merge_preset", "preset_for", "build_run", "PRESET_CHOICES"]

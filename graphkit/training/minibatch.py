@@ -32,39 +32,40 @@ Command line (``torchrun --nproc_per_node 2 -m graphkit.training.minibatch --mod
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple, Type, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .hparams import merge_preset, split_hparams
 from ..exceptions import ConfigError, TrainingError
 from ..sampling import shard_batches
-from ..utils import environment_record, seed_everything
-from .node import _better, row_normalize, SELECT_CHOICES
+from .engine import EngineConfig, Trainer, TrainingTask
+from .node import NodeSelection, SELECT_CHOICES, check_node_data, row_normalize
 from .result import FitResult
 
-__all__ = ["MiniBatchTrainConfig", "MiniBatchTrainer", "fit_minibatch", "init_distributed", "main"]
+__all__ = ["MiniBatchTrainConfig", "MiniBatchTrainer", "MiniBatchNodeTask", "fit_minibatch", "init_distributed", "main"]
 
 STORE_CHOICES = ("memory", "memmap", "zerocopy")
 
 
 @dataclass
-class MiniBatchTrainConfig:
-    """Training hyper-parameters of a mini-batch run.
+class MiniBatchTrainConfig(EngineConfig):
+    """Training hyper-parameters of a mini-batch run (the shared ones are
+    :class:`~graphkit.training.engine.EngineConfig`'s: ``optimizer``, ``scheduler``,
+    ``checkpoint_dir``, ``max_time``, ``eval_every``, ...).
 
     Args:
-        lr: Adam learning rate.
-        weight_decay: Adam (L2) weight decay.
+        lr: learning rate.
+        weight_decay: (L2) weight decay.
         epochs: maximum number of passes over the training nodes.
-        patience: stop after this many epochs without a better selected epoch (0 = never).
+        patience: stop after this many validations without a better selected epoch (0 = never).
         select: ``"val_acc"`` or ``"val_loss"`` (as the full-batch trainer).
         batch_size: training nodes per global mini-batch (split over ranks when distributed).
         eval_batch_size: nodes per evaluation batch (default ``batch_size``).
@@ -78,51 +79,38 @@ class MiniBatchTrainConfig:
         store_path: file of the memmap store.
         resample: draw new samples every epoch (default False: one fixed draw, as LargeGT's
             authors precompute their sequences once).
-        progress: show a progress bar (rank 0).
-        max_time: stop training after this many seconds.
-        num_threads: torch CPU threads (default: leave torch's setting).
         max_batches: cap on training batches per epoch (benchmarks; None = all).
+
+    ``max_time`` is checked at epoch ends (every rank must agree when to stop).
+    Checkpointing (``checkpoint_dir``) and resume work in a single process; under
+    ``torchrun`` they are refused (:class:`ConfigError`).
     """
 
     lr: float = 1e-3
-    weight_decay: float = 0.0
     epochs: int = 100
     patience: int = 20
+    seed: int = 0
     select: str = "val_acc"
     batch_size: int = 1024
     eval_batch_size: Optional[int] = None
-    seed: int = 0
-    device: Optional[str] = None
     normalize_features: bool = False
     feature_store: str = "memory"
     store_path: Optional[str] = None
     resample: bool = False
-    progress: bool = True
-    max_time: Optional[float] = None
-    num_threads: Optional[int] = None
     max_batches: Optional[int] = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        self.validate_common()
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.eval_batch_size is not None and (not isinstance(self.eval_batch_size, (int, np.integer))
                                                  or self.eval_batch_size < 1):
             raise ConfigError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) or self.patience < 0:
-            raise ConfigError(f"patience must be an integer >= 0, got {self.patience!r}")
         if self.select not in SELECT_CHOICES:
             raise ConfigError(f"select must be one of {SELECT_CHOICES}, got {self.select!r}")
         if self.feature_store not in STORE_CHOICES:
             raise ConfigError(f"feature_store must be one of {STORE_CHOICES}, got {self.feature_store!r}")
-        if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0):
-            raise ConfigError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
         if self.max_batches is not None and (not isinstance(self.max_batches, (int, np.integer)) or self.max_batches < 1):
             raise ConfigError(f"max_batches must be a positive integer, got {self.max_batches!r}")
 
@@ -170,50 +158,38 @@ def _all_reduce_sum(values: List[float], device: torch.device) -> List[float]:
     return t.tolist()
 
 
-# --------------------------------------------------------------------------- trainer
-class MiniBatchTrainer:
-    """Trains a sampled-input node model on a node dataset (see the module docstring).
+# --------------------------------------------------------------------------- task
+class MiniBatchNodeTask(NodeSelection, TrainingTask):
+    """Sampled mini-batch node classification (see the module docstring): batches of
+    training nodes, the model's sampler, any feature store, optional DDP.
 
     Args:
-        model: a model with ``feature_table``, ``make_sampler`` and ``batch_args``
-            (e.g. :class:`~graphkit.models.largegt.LargeGT`); hyper-parameters set.
-        dataset: a :class:`~graphkit.datasets.NodeDataset` (graph, x, y, splits).
-        config: training hyper-parameters.
-        store: an already built feature store holding ``model.feature_table(graph, x)``
-            (e.g. a :class:`~graphkit.feature_store.MemMapStore` built out of core); by
-            default one is built from ``config.feature_store``.
+        dataset: a :class:`~graphkit.datasets.NodeDataset` (graph, features, labels, split).
+        store: a ready feature store (default: built from the config in :meth:`setup`).
     """
 
-    def __init__(self, model: Any, dataset: Any, config: Optional[MiniBatchTrainConfig] = None,
-                 store: Any = None) -> None:
-        config = config or MiniBatchTrainConfig()
-        config.validate()
-        for hook in ("feature_table", "make_sampler", "batch_args"):
-            if not callable(getattr(model, hook, None)):
-                raise ConfigError(f"{type(model).__name__} cannot be trained in mini-batches: it has no {hook}()")
-        for name in ("graph", "y", "train_idx", "val_idx", "test_idx", "num_classes"):
-            if not hasattr(dataset, name):
-                raise ConfigError(f"{type(dataset).__name__} is not a node dataset: it has no {name!r}")
-        if len(dataset.train_idx) == 0:
-            raise ConfigError("the dataset has no training nodes")
-        if dataset.y.dim() != 1:
-            raise ConfigError(f"node classification needs 1-D labels, got shape {tuple(dataset.y.shape)}")
-        self.model = model
-        self.dataset = dataset
-        self.cfg = config
+    name = "node"
+    history_columns = ["epoch", "train_loss", "val_loss", "val_acc", "sample_seconds", "seconds"]
+    cut_epochs_on_time = False  # ranks agree on stopping at epoch ends only
+
+    def __init__(self, dataset: Any, store: Any = None) -> None:
+        super().__init__(dataset)
         self.store = store
         self._own_store = store is None
         self.rank, self.world_size = _world()
-        if config.device is not None:
-            dev = torch.device(config.device)
-        elif torch.cuda.is_available():
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) if self.world_size > 1 else 0)
-        else:
-            dev = torch.device("cpu")
-        self.device = dev
+        self._tmpdir: Any = None
 
-    # ------------------------------------------------------------------ pieces
-    def _build_store(self) -> Any:
+    def check(self, model: Any, cfg: Any) -> None:
+        for hook in ("feature_table", "make_sampler", "batch_args"):
+            if not callable(getattr(model, hook, None)):
+                raise ConfigError(f"{type(model).__name__} cannot be trained in mini-batches: it has no {hook}()")
+        check_node_data(model, self.dataset)
+        if self.world_size > 1 and cfg.checkpoint_dir:
+            raise ConfigError("checkpoint_dir/resume are not supported under torchrun (world_size "
+                              f"{self.world_size}); run in one process to checkpoint")
+
+    # ---- pieces
+    def _build_store(self, model: Any, device: torch.device) -> Any:
         from ..feature_store import InMemoryStore, MemMapStore, ZeroCopyStore
 
         ds, cfg = self.dataset, self.cfg
@@ -223,11 +199,11 @@ class MiniBatchTrainer:
         x = x.to(torch.float32)
         if cfg.normalize_features:
             x = row_normalize(x)
-        table = self.model.feature_table(ds.graph, x)
+        table = model.feature_table(ds.graph, x)
         if cfg.feature_store == "memory":
-            return InMemoryStore(table.to(self.device))
+            return InMemoryStore(table.to(device))
         if cfg.feature_store == "zerocopy":
-            return ZeroCopyStore(table.cpu().contiguous(), device=self.device if self.device.type == "cuda" else None)
+            return ZeroCopyStore(table.cpu().contiguous(), device=device if device.type == "cuda" else None)
         path = cfg.store_path
         if path is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="graphkit-store-")
@@ -236,27 +212,34 @@ class MiniBatchTrainer:
             if self.rank == 0:
                 MemMapStore.from_tensor(path, table).close()
             _dist().barrier()
-            return MemMapStore(path, device=self.device)
-        return MemMapStore.from_tensor(path, table, device=self.device)
+            return MemMapStore(path, device=device)
+        return MemMapStore.from_tensor(path, table, device=device)
 
-    def _wrap(self) -> Any:
+    def _wrap(self, model: Any, device: torch.device) -> Any:
         if self.world_size == 1:
-            return self.model
+            return model
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         import inspect
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
+        ids = [device.index] if device.type == "cuda" else None
         # Buffers (LargeGT's codebook) are kept identical by all-reducing their statistics, so
         # they are synchronised once at construction and never re-broadcast from rank 0.
         if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
-            return DDP(self.model, device_ids=ids, forward_sync_buffers=False)
-        return DDP(self.model, device_ids=ids, broadcast_buffers=False)
+            return DDP(model, device_ids=ids, forward_sync_buffers=False)
+        return DDP(model, device_ids=ids, broadcast_buffers=False)
 
-    def _batches(self, nodes: torch.Tensor, batch_size: int, shuffle: bool,
-                 epoch: int) -> List[Tuple[torch.Tensor, torch.Tensor, int]]:
+    def batches(self, nodes: torch.Tensor, batch_size: int, shuffle: bool,
+                epoch: int) -> List[Tuple[torch.Tensor, torch.Tensor, int]]:
         """This rank's shard of every global batch of ``nodes``: (node ids, their positions in
-        ``nodes``, global batch size)."""
+        ``nodes``, global batch size).
+
+        Args:
+            nodes: the nodes to batch.
+            batch_size: nodes per global batch.
+            shuffle: shuffle with the ``(seed, epoch)`` stream first.
+            epoch: the epoch (shuffling seed).
+        """
         n = int(nodes.shape[0])
         shards = shard_batches(n, batch_size, shuffle=shuffle, seed=self.cfg.seed, epoch=epoch,
                                rank=self.rank, world_size=self.world_size)
@@ -266,15 +249,87 @@ class MiniBatchTrainer:
             out.append((nodes[p], p, min(batch_size, n - b * batch_size)))
         return out
 
+    def reduce_device(self, device: torch.device) -> torch.device:
+        """Where to all-reduce: ``device`` under nccl (CUDA tensors only), else the CPU (gloo).
+
+        Args:
+            device: the training device.
+        """
+        if self.world_size > 1 and _dist().get_backend() == "nccl":
+            return device
+        return torch.device("cpu")
+
+    # ---- engine hooks
+    def setup(self, trainer: Any) -> None:
+        ds, model, dev = self.dataset, trainer.model, trainer.device
+        self.cfg, self.device = trainer.cfg, dev
+        model.prepare(ds)
+        model.to(dev)
+        if self.store is None:
+            self.store = self._build_store(model, dev)
+        self.sampler = model.make_sampler(ds.graph, self.cfg.seed)
+        self.net = self._wrap(model, dev)
+        self.model = model
+        self.train_idx, self.val_idx, self.test_idx = (torch.as_tensor(i, dtype=torch.long).cpu()
+                                                       for i in (ds.train_idx, ds.val_idx, ds.test_idx))
+        self._epoch_batches: Tuple[int, List[Any]] = (0, [])
+        self.sample_seconds = 0.0
+
+    def param_groups(self, model: Any, weight_decay: float) -> Any:
+        return model.parameter_groups(weight_decay)
+
+    def _train_batches(self, epoch: int) -> List[Any]:
+        if self._epoch_batches[0] != epoch:
+            batches = self.batches(self.train_idx, self.cfg.batch_size, shuffle=True, epoch=epoch)
+            if self.cfg.max_batches is not None:
+                batches = batches[: self.cfg.max_batches]
+            self._epoch_batches = (epoch, batches)
+            self.sample_seconds = 0.0
+        return self._epoch_batches[1]
+
+    def num_batches(self) -> int:
+        return len(self._train_batches(1))
+
+    def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
+        part, _, global_size = self._train_batches(epoch)[batch]
+        self.model.train()
+        ts = time.perf_counter()
+        sampled = self.sampler.sample(part, epoch if self.cfg.resample else 0)
+        args = self.model.batch_args(self.store, sampled, part, self.device, epoch)
+        self.sample_seconds += time.perf_counter() - ts
+        out = self.net(*args)
+        ce = F.cross_entropy(out, self.dataset.y[part].to(out.device), reduction="sum")
+        loss = ce * (self.world_size / global_size)
+        return loss, float(ce.detach()), float(global_size)
+
+    def reduce_epoch(self, loss_sum: float, count: float) -> Tuple[float, float]:
+        (loss_sum,) = _all_reduce_sum([loss_sum], self.reduce_device(self.device))
+        return loss_sum, count
+
+    def time_is_up(self, elapsed: float, max_time: float) -> bool:
+        (total,) = _all_reduce_sum([elapsed], self.reduce_device(self.device))
+        return total / self.world_size >= max_time  # the mean over ranks: all ranks agree
+
+    def row_extras(self) -> Dict[str, Any]:
+        return {"sample_seconds": self.sample_seconds}
+
+    def has_validation(self) -> bool:
+        return len(self.dataset.val_idx) > 0
+
+    def validate(self, trainer: Any, epoch: int) -> Dict[str, float]:
+        val_loss, val_acc, _ = self.evaluate(self.val_idx, epoch)
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"non-finite validation loss {val_loss} at epoch {epoch}")
+        return {"val_loss": val_loss, "val_acc": val_acc}
+
     @torch.no_grad()
-    def evaluate(self, nodes: torch.Tensor, sampler: Any, epoch: int = 0,
+    def evaluate(self, nodes: torch.Tensor, epoch: int = 0,
                  return_predictions: bool = False) -> Tuple[float, float, Optional[torch.Tensor]]:
         """(mean loss, accuracy, predictions in ``nodes`` order or None) over ``nodes``, all ranks.
 
         Args:
             nodes: the nodes to evaluate.
-            sampler: the model's sampler (``model.make_sampler``).
-            epoch: the epoch whose samples to use.
+            epoch: the epoch whose samples to use (with ``resample``).
             return_predictions: also return the predicted classes.
         """
         self.model.eval()
@@ -283,8 +338,8 @@ class MiniBatchTrainer:
         loss_sum, correct = 0.0, 0.0
         preds: List[torch.Tensor] = []
         ids: List[torch.Tensor] = []
-        for part, pos, _ in self._batches(nodes, bs, shuffle=False, epoch=0):
-            sampled = sampler.sample(part, 0 if not self.cfg.resample else epoch)
+        for part, pos, _ in self.batches(nodes, bs, shuffle=False, epoch=0):
+            sampled = self.sampler.sample(part, 0 if not self.cfg.resample else epoch)
             out = self.model(*self.model.batch_args(self.store, sampled, part, self.device, epoch))
             target = y[part].to(out.device)
             loss_sum += float(F.cross_entropy(out, target, reduction="sum")) if len(part) else 0.0
@@ -294,7 +349,7 @@ class MiniBatchTrainer:
                 preds.append(pred.cpu())
                 ids.append(pos)
         n = float(nodes.shape[0])
-        loss_sum, correct = _all_reduce_sum([loss_sum, correct], self._reduce_device())
+        loss_sum, correct = _all_reduce_sum([loss_sum, correct], self.reduce_device(self.device))
         pred_all = None
         if return_predictions:
             p = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
@@ -302,7 +357,7 @@ class MiniBatchTrainer:
             if self.world_size > 1:
                 from ..models.largegt import _all_gather_varlen
 
-                dev = self._reduce_device()
+                dev = self.reduce_device(self.device)
                 p = _all_gather_varlen(p.to(dev)).cpu()
                 i = _all_gather_varlen(i.to(dev)).cpu()
             pred_all = torch.empty(len(nodes), dtype=torch.long)
@@ -311,153 +366,93 @@ class MiniBatchTrainer:
             return float("nan"), float("nan"), pred_all
         return loss_sum / n, correct / n, pred_all
 
-    def _reduce_device(self) -> torch.device:
-        # nccl reduces CUDA tensors only; gloo reduces CPU tensors.
-        if self.world_size > 1 and _dist().get_backend() == "nccl":
-            return self.device
-        return torch.device("cpu")
-
-    # ------------------------------------------------------------------ main loop
-    def fit(self) -> FitResult:
-        """Train, select on validation, evaluate on test once; return a :class:`FitResult`."""
-        import pandas as pd
-        from tqdm.auto import tqdm
-
+    def test(self, trainer: Any) -> Dict[str, float]:
         from ..metrics import macro_f1
 
-        cfg, ds = self.cfg, self.dataset
-        if cfg.num_threads:
-            torch.set_num_threads(int(cfg.num_threads))
-        seed_everything(cfg.seed)
-        self.model.prepare(ds)
-        self.model.to(self.device)
-        if self.store is None:
-            self.store = self._build_store()
-        sampler = self.model.make_sampler(ds.graph, cfg.seed)
-        net = self._wrap()
-        opt = torch.optim.Adam(self.model.parameter_groups(cfg.weight_decay), lr=cfg.lr)
-        y = ds.y
-        train_idx, val_idx, test_idx = (torch.as_tensor(i, dtype=torch.long).cpu()
-                                        for i in (ds.train_idx, ds.val_idx, ds.test_idx))
-        has_val = len(val_idx) > 0
-
-        history: List[Dict[str, Any]] = []
-        best: Tuple[float, float] = (math.inf, -math.inf)
-        best_epoch, best_state, bad, stopped = 0, None, 0, "epochs"
-        t_start = time.perf_counter()
-        bar = tqdm(range(1, cfg.epochs + 1), disable=not cfg.progress or self.rank != 0,
-                   desc=type(self.model).__name__, unit="epoch")
-        try:
-            for epoch in bar:
-                t0 = time.perf_counter()
-                self.model.train()
-                loss_sum, sample_s = 0.0, 0.0
-                batches = self._batches(train_idx, cfg.batch_size, shuffle=True, epoch=epoch)
-                if cfg.max_batches is not None:
-                    batches = batches[: cfg.max_batches]
-                seen = 0
-                for part, _, global_size in batches:
-                    ts = time.perf_counter()
-                    sampled = sampler.sample(part, epoch if cfg.resample else 0)
-                    args = self.model.batch_args(self.store, sampled, part, self.device, epoch)
-                    sample_s += time.perf_counter() - ts
-                    out = net(*args)
-                    ce = F.cross_entropy(out, y[part].to(out.device), reduction="sum")
-                    loss = ce * (self.world_size / global_size)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"non-finite training loss {loss.item()} at epoch {epoch}")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    loss_sum += float(ce.detach())
-                    seen += global_size
-                (loss_sum,) = _all_reduce_sum([loss_sum], self._reduce_device())
-                row: Dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1)}
-                if has_val:
-                    val_loss, val_acc, _ = self.evaluate(val_idx, sampler, epoch)
-                    if not math.isfinite(val_loss):
-                        raise TrainingError(f"non-finite validation loss {val_loss} at epoch {epoch}")
-                    row.update(val_loss=val_loss, val_acc=val_acc)
-                    if _better(cfg.select, val_loss, val_acc, best):
-                        best, best_epoch, bad = (val_loss, val_acc), epoch, 0
-                        best_state = copy.deepcopy(self.model.state_dict())
-                    else:
-                        bad += 1
-                    bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{val_acc:.4f}")
-                else:
-                    row.update(val_loss=float("nan"), val_acc=float("nan"))
-                row["sample_seconds"] = sample_s
-                row["seconds"] = time.perf_counter() - t0
-                history.append(row)
-                if has_val and cfg.patience and bad >= cfg.patience:
-                    stopped = "early stopping"
-                    break
-                if cfg.max_time is not None:
-                    (elapsed,) = _all_reduce_sum([time.perf_counter() - t_start], self._reduce_device())
-                    if elapsed / self.world_size >= cfg.max_time:  # the mean over ranks: all ranks agree
-                        stopped = "max_time"
-                        break
-        finally:
-            bar.close()
-        train_seconds = time.perf_counter() - t_start
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        else:
-            best_epoch = history[-1]["epoch"]
-
-        test_loss, test_acc, pred = self.evaluate(test_idx, sampler, return_predictions=True)
-        y_test = y[test_idx].cpu()
+        _, test_acc, pred = self.evaluate(self.test_idx, return_predictions=True)
+        ds = self.dataset
         metrics = {"accuracy": test_acc,
-                   "macro_f1": macro_f1(pred, y_test, num_classes=int(ds.num_classes)) if len(test_idx) else float("nan")}
-        if len(test_idx):
+                   "macro_f1": macro_f1(pred, ds.y[self.test_idx].cpu(), num_classes=int(ds.num_classes))
+                   if len(self.test_idx) else float("nan")}
+        if len(self.test_idx):
             from ..datasets.ogb_loader import ogb_node_metrics
 
-            metrics.update(ogb_node_metrics(ds, F.one_hot(pred.long(), int(ds.num_classes)).float(), test_idx.cpu()))
-        split = ds.split_record() if hasattr(ds, "split_record") else {"dataset": getattr(ds, "name", None)}
-        record = {
-            "task": "node",
-            "trainer": "minibatch",
-            "model": type(self.model).__name__,
-            "hparams": self.model.hparams(),
-            "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-            "seed": cfg.seed,
-            **split,
-            "selection": ("lowest validation loss" if cfg.select == "val_loss"
-                          else "highest validation accuracy (ties: lower validation loss)")
-            if has_val else "last epoch (no validation split)",
-            "best_epoch": best_epoch,
-            "best_val_loss": best[0] if has_val else None,
-            "best_val_acc": best[1] if has_val else None,
-            "epochs_run": history[-1]["epoch"],
-            "stopped_by": stopped,
-            "train_seconds": train_seconds,
-            "world_size": self.world_size,
-            "feature_store": type(self.store).__name__,
-            "sampler": repr(sampler),
-            **environment_record(self.device),
-        }
-        cols = ["epoch", "train_loss", "val_loss", "val_acc", "sample_seconds", "seconds"]
-        return FitResult(self.model, metrics, pd.DataFrame(history, columns=cols), record)
+            metrics.update(ogb_node_metrics(ds, F.one_hot(pred.long(), int(ds.num_classes)).float(),
+                                            self.test_idx.cpu()))
+        return metrics
+
+    def record_extras(self, trainer: Any) -> Dict[str, Any]:
+        return {"trainer": "minibatch", "world_size": self.world_size, "feature_store": type(self.store).__name__,
+                "sampler": repr(self.sampler)}
 
     def close(self) -> None:
-        """Close the feature store the trainer built (a store passed in is left open)."""
+        """Close the feature store built in :meth:`setup` (a store passed in is left open)."""
         if self._own_store and self.store is not None:
             self.store.close()
             self.store = None
-        tmp = getattr(self, "_tmpdir", None)
-        if tmp is not None:
-            tmp.cleanup()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
             self._tmpdir = None
 
 
+# --------------------------------------------------------------------------- trainer
+class MiniBatchTrainer(Trainer):
+    """The engine's :class:`~graphkit.training.engine.Trainer` on a :class:`MiniBatchNodeTask`
+    (see the module docstring).
+
+    Args:
+        model: a model with ``feature_table``, ``make_sampler`` and ``batch_args``
+            (e.g. :class:`~graphkit.models.largegt.LargeGT`); hyper-parameters set.
+        dataset: a :class:`~graphkit.datasets.NodeDataset` (graph, x, y, splits).
+        config: training hyper-parameters.
+        store: an already built feature store holding ``model.feature_table(graph, x)``
+            (e.g. a :class:`~graphkit.feature_store.MemMapStore` built out of core); by
+            default one is built from ``config.feature_store``.
+        callbacks: see :class:`~graphkit.training.engine.Trainer`.
+    """
+
+    def __init__(self, model: Any, dataset: Any, config: Optional[MiniBatchTrainConfig] = None,
+                 store: Any = None, callbacks: Optional[List[Any]] = None) -> None:
+        config = config or MiniBatchTrainConfig()
+        task = MiniBatchNodeTask(dataset, store)
+        if task.rank != 0 and config.progress:
+            config = dataclasses.replace(config, progress=False)
+        self.rank, self.world_size = task.rank, task.world_size
+        super().__init__(model, task, config, callbacks)
+
+    def _device(self) -> torch.device:
+        if self.cfg.device is not None:
+            return torch.device(self.cfg.device)
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) if self.world_size > 1 else 0)
+        return torch.device("cpu")
+
+    @property
+    def store(self) -> Any:
+        """The feature store (built in :meth:`fit` unless one was passed)."""
+        return self.task.store
+
+    def evaluate(self, nodes: torch.Tensor, sampler: Any = None, epoch: int = 0,
+                 return_predictions: bool = False) -> Tuple[float, float, Optional[torch.Tensor]]:
+        """(mean loss, accuracy, predictions in ``nodes`` order or None) over ``nodes``, all ranks.
+
+        Args:
+            nodes: the nodes to evaluate.
+            sampler: unused (the task's sampler); kept for compatibility.
+            epoch: the epoch whose samples to use.
+            return_predictions: also return the predicted classes.
+        """
+        return self.task.evaluate(nodes, epoch, return_predictions)
+
+    def close(self) -> None:
+        """Close the feature store the trainer built (a store passed in is left open)."""
+        self.task.close()
+
+
 # --------------------------------------------------------------------------- fit entry point
-def _split_hparams(cls: Type, hparams: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    return split_hparams(cls, MiniBatchTrainConfig, hparams, data_args=("in_channels", "num_classes"),
-                         extra_options=("split", "split_seed"))
-
-
 def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: Union[bool, str] = True, seed: int = 0,
-                  store: Any = None, **hparams: Any) -> FitResult:
+                  store: Any = None, resume: bool = False, callbacks: Optional[List[Any]] = None,
+                  **hparams: Any) -> FitResult:
     """:func:`graphkit.fit` for mini-batch node models (``model.trainer == "minibatch"``).
 
     Same arguments as :func:`graphkit.training.node.fit_node`; training options are
@@ -472,32 +467,17 @@ def fit_minibatch(model: Any, dataset: Any, *, data_dir: Any = None, preset: Uni
         preset: ``True``/``"paper"``, ``"fast"`` or ``False`` (see :func:`graphkit.fit`).
         seed: random seed of the run.
         store: a ready feature store (default: built from ``feature_store``).
+        resume: continue from ``checkpoint_dir`` (single process; see :func:`graphkit.fit`).
+        callbacks: see :mod:`graphkit.training.callbacks`.
         **hparams: model hyper-parameters and :class:`MiniBatchTrainConfig` fields.
     """
-    from . import _resolve_model
-    from .node import _load_node_dataset
+    from .node import node_run
 
     init_distributed()
-    cls, instance = _resolve_model(model)
-    split = hparams.pop("split", None)
-    split_seed = hparams.pop("split_seed", None)
-    if split == "random" and split_seed is None:
-        split_seed = seed
-    ds = _load_node_dataset(dataset, data_dir, split, split_seed)
-    if not hasattr(ds, "train_idx") or not hasattr(ds, "num_classes"):
-        raise ConfigError(f"{cls.__name__} needs a node-classification dataset, got {type(ds).__name__}")
-    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset if instance is None else False)
-    model_kw, train_kw = _split_hparams(cls, merged)
-    cfg = MiniBatchTrainConfig(**train_kw)
-    cfg.validate()
-    seed_everything(seed)
-    if instance is None:
-        instance = cls(cls.input_dim(ds), int(ds.num_classes), **model_kw)
-    elif model_kw:
-        raise ConfigError(f"model hyper-parameters {sorted(model_kw)} cannot be applied to an already built model")
-    trainer = MiniBatchTrainer(instance, ds, cfg, store=store)
+    instance, ds, cfg = node_run(model, dataset, data_dir, preset, seed, hparams, MiniBatchTrainConfig)
+    trainer = MiniBatchTrainer(instance, ds, cfg, store=store, callbacks=callbacks)
     try:
-        return trainer.fit()
+        return trainer.fit(resume=resume)
     finally:
         trainer.close()
 

@@ -13,24 +13,23 @@ lowest validation loss".
 """
 from __future__ import annotations
 
-import copy
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .hparams import merge_preset, split_hparams
+from .hparams import build_run
 from ..exceptions import ConfigError, TrainingError
-from ..utils import environment_record, seed_everything
+from .engine import EngineConfig, Trainer, TrainingTask
 from .result import FitResult
 
 __all__ = [
     "NodeTrainConfig",
     "NodeClassificationTrainer",
+    "NodeTask",
     "SeedsResult",
     "run_seeds",
     "fit_node",
@@ -52,53 +51,37 @@ def _to_csr(x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class NodeTrainConfig:
-    """Training hyper-parameters of a node-classification run.
+class NodeTrainConfig(EngineConfig):
+    """Training hyper-parameters of a full-batch node-classification run (the shared ones
+    are :class:`~graphkit.training.engine.EngineConfig`'s: ``optimizer``, ``scheduler``,
+    ``checkpoint_dir``, ``max_time``, ``eval_every``, ...).
 
     Args:
-        lr: Adam learning rate.
-        weight_decay: Adam (L2) weight decay; models may restrict it to some parameters
+        lr: learning rate.
+        weight_decay: (L2) weight decay; models may restrict it to some parameters
             (:meth:`NodeModel.parameter_groups`).
         epochs: maximum number of epochs (one full-batch step each).
-        patience: stop after this many epochs without a better selected epoch (0 = never).
+        patience: stop after this many validations without a better selected epoch (0 = never).
         select: ``"val_loss"`` (lowest validation loss) or ``"val_acc"`` (highest
             validation accuracy, ties broken by validation loss).
         seed: random seed (initialisation, dropout).
-        device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         normalize_features: divide every feature row by its sum before training
             (idempotent; rows summing to 0 stay 0).  Only for dense tensor features.
-        progress: show a progress bar.
-        max_time: stop training after this many seconds (the selected model so far is kept).
-        num_threads: torch CPU threads (default: leave torch's setting).
     """
 
     lr: float = 0.01
     weight_decay: float = 5e-4
     epochs: int = 1000
     patience: int = 100
-    select: str = "val_loss"
     seed: int = 0
-    device: Optional[str] = None
+    select: str = "val_loss"
     normalize_features: bool = False
-    progress: bool = True
-    max_time: Optional[float] = None
-    num_threads: Optional[int] = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
-                and self.weight_decay >= 0):
-            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
-            raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) or self.patience < 0:
-            raise ConfigError(f"patience must be an integer >= 0, got {self.patience!r}")
+        self.validate_common()
         if self.select not in SELECT_CHOICES:
             raise ConfigError(f"select must be one of {SELECT_CHOICES}, got {self.select!r}")
-        if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0):
-            raise ConfigError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
 
 
 def row_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -145,8 +128,159 @@ def _move(obj: Any, device: torch.device) -> Any:
     return obj.to(device) if hasattr(obj, "to") else obj
 
 
-class NodeClassificationTrainer:
-    """Trains a :class:`~graphkit.models.base.NodeModel` full-batch on a node dataset.
+class NodeSelection:
+    """Model selection on ``val_loss``/``val_acc`` (shared by the full-batch and mini-batch tasks)."""
+
+    loss_column = "train_loss"
+
+    def selection_key(self, val: Dict[str, float]) -> Tuple[float, ...]:
+        if self.cfg.select == "val_loss":
+            return (-val["val_loss"],)
+        return (val["val_acc"], -val["val_loss"])
+
+    def selection_text(self) -> str:
+        return ("lowest validation loss" if self.cfg.select == "val_loss"
+                else "highest validation accuracy (ties: lower validation loss)")
+
+    def selection_record(self, best: Optional[Dict[str, float]]) -> Dict[str, Any]:
+        return {"best_val_loss": best["val_loss"] if best else None,
+                "best_val_acc": best["val_acc"] if best else None}
+
+    def format_row(self, row: Dict[str, Any]) -> Dict[str, Any]:
+        # the epoch's seconds include its validation; no validation split: NaN columns
+        row["seconds"] = row["seconds"] + row.pop("eval_seconds", 0.0)
+        row.setdefault("val_loss", float("nan"))
+        row.setdefault("val_acc", float("nan"))
+        return row
+
+
+def check_node_data(model: Any, dataset: Any) -> None:
+    """Raise :class:`ConfigError` unless ``dataset`` is a node dataset with training nodes and 1-D labels."""
+    for name in ("graph", "y", "train_idx", "val_idx", "test_idx", "num_classes"):
+        if not hasattr(dataset, name):
+            raise ConfigError(f"{type(dataset).__name__} is not a node dataset: it has no {name!r}")
+    if len(dataset.train_idx) == 0:
+        raise ConfigError("the dataset has no training nodes")
+    if dataset.y.dim() != 1:
+        raise ConfigError(f"node classification needs 1-D labels, got shape {tuple(dataset.y.shape)}")
+
+
+class NodeTask(NodeSelection, TrainingTask):
+    """Full-batch node classification: one step per epoch on the cross-entropy of the
+    training nodes (plus the model's :meth:`auxiliary_loss`), validation in eval mode.
+
+    Args:
+        dataset: a :class:`~graphkit.datasets.NodeDataset` (graph, features, labels, split).
+    """
+
+    name = "node"
+    history_columns = ["epoch", "train_loss", "val_loss", "val_acc", "seconds"]
+
+    def check(self, model: Any, cfg: Any) -> None:
+        if getattr(model, "task", None) != "node":
+            raise ConfigError(f"{type(model).__name__} is not a node-classification model (task != 'node')")
+        check_node_data(model, self.dataset)
+
+    def inputs(self, model: Any, device: torch.device) -> Any:
+        """The node inputs of ``model`` as prepared for training (normalised, sparse when
+        the model takes sparse input and the features are sparse enough).
+
+        Args:
+            model: the model (its ``node_inputs`` and ``sparse_input``).
+            device: where to put them.
+        """
+        x = model.node_inputs(self.dataset)
+        if x is None:
+            raise ConfigError(f"{getattr(self.dataset, 'name', 'the dataset')} has no node features for "
+                              f"{type(model).__name__} (dataset.x is None)")
+        if self.cfg.normalize_features:
+            if not isinstance(x, torch.Tensor):
+                raise ConfigError(f"normalize_features needs tensor features, got {type(x).__name__}")
+            x = row_normalize(x.to(torch.float32))
+        if (bool(getattr(model, "sparse_input", False)) and isinstance(x, torch.Tensor) and x.dim() == 2
+                and x.layout == torch.strided and x.numel() > 0
+                and torch.count_nonzero(x).item() <= SPARSE_INPUT_DENSITY * x.numel()):
+            x = _to_csr(x.to(torch.float32))
+        return _move(x, device)
+
+    def setup(self, trainer: Any) -> None:
+        ds, model, dev = self.dataset, trainer.model, trainer.device
+        self.cfg = trainer.cfg
+        model.to(dev)
+        self.graph = ds.graph.to(dev)
+        self.x = self.inputs(model, dev)
+        self.y = ds.y.to(dev)
+        self.train_idx, self.val_idx, self.test_idx = (i.to(dev) for i in (ds.train_idx, ds.val_idx, ds.test_idx))
+        model.prepare(ds)
+
+    def param_groups(self, model: Any, weight_decay: float) -> Any:
+        return model.parameter_groups(weight_decay)
+
+    def teardown(self) -> None:
+        self.graph = self.x = self.y = None
+
+    def num_batches(self) -> int:
+        return 1
+
+    def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
+        model = trainer.model
+        model.train()
+        logits = model(self.x, self.graph)
+        loss = F.cross_entropy(logits[self.train_idx], self.y[self.train_idx])
+        aux = model.auxiliary_loss()
+        if aux is not None:
+            loss = loss + aux
+        return loss, float(loss.detach()), 1.0
+
+    def has_validation(self) -> bool:
+        return len(self.dataset.val_idx) > 0
+
+    @torch.no_grad()
+    def logits(self, model: Any) -> torch.Tensor:
+        """Eval-mode logits of every node.
+
+        Args:
+            model: the model.
+        """
+        model.eval()
+        return model(self.x, self.graph)
+
+    def validate(self, trainer: Any, epoch: int) -> Dict[str, float]:
+        val_loss, val_acc = _scores(self.logits(trainer.model), self.y, self.val_idx)
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"non-finite validation loss {val_loss} at epoch {epoch}")
+        return {"val_loss": val_loss, "val_acc": val_acc}
+
+    def test(self, trainer: Any) -> Dict[str, float]:
+        return node_test_metrics(self.dataset, self.logits(trainer.model).cpu(), self.dataset.test_idx.cpu())
+
+
+def _scores(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Tuple[float, float]:
+    loss = F.cross_entropy(logits[idx], y[idx]).item()
+    acc = (logits[idx].argmax(dim=1) == y[idx]).float().mean().item() if len(idx) else float("nan")
+    return loss, acc
+
+
+def node_test_metrics(ds: Any, scores: torch.Tensor, test_idx: torch.Tensor) -> Dict[str, float]:
+    """Test accuracy and macro-F1 (plus OGB's evaluator on OGB datasets) of per-node
+    ``scores`` (logits or one-hot predictions, CPU) on ``test_idx``."""
+    from ..datasets.ogb_loader import ogb_node_metrics
+    from ..metrics import accuracy, macro_f1
+
+    y = ds.y.cpu()
+    if len(test_idx) == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan")}
+    metrics = {
+        "accuracy": accuracy(scores[test_idx], y[test_idx]),
+        "macro_f1": macro_f1(scores[test_idx], y[test_idx], num_classes=int(ds.num_classes)),
+    }
+    metrics.update(ogb_node_metrics(ds, scores[test_idx], test_idx))  # OGB datasets: ogb's Evaluator too
+    return metrics
+
+
+class NodeClassificationTrainer(Trainer):
+    """The engine's :class:`~graphkit.training.engine.Trainer` on a :class:`NodeTask`:
+    trains a :class:`~graphkit.models.base.NodeModel` full-batch on a node dataset.
 
     Args:
         model: the model (hyper-parameters set); :meth:`NodeModel.prepare` is called in
@@ -155,64 +289,16 @@ class NodeClassificationTrainer:
             with ``graph``, ``y``, ``train_idx``, ``val_idx``, ``test_idx``,
             ``num_classes`` and ``split_record()``.
         config: training hyper-parameters.
+        callbacks: see :class:`~graphkit.training.engine.Trainer`.
     """
 
-    def __init__(self, model: Any, dataset: Any, config: Optional[NodeTrainConfig] = None) -> None:
-        config = config or NodeTrainConfig()
-        config.validate()
-        if getattr(model, "task", None) != "node":
-            raise ConfigError(f"{type(model).__name__} is not a node-classification model (task != 'node')")
-        for name in ("graph", "y", "train_idx", "val_idx", "test_idx", "num_classes"):
-            if not hasattr(dataset, name):
-                raise ConfigError(f"{type(dataset).__name__} is not a node dataset: it has no {name!r}")
-        if len(dataset.train_idx) == 0:
-            raise ConfigError("the dataset has no training nodes")
-        if dataset.y.dim() != 1:
-            raise ConfigError(f"node classification needs 1-D labels, got shape {tuple(dataset.y.shape)}")
-        self.model = model
-        self.dataset = dataset
-        self.cfg = config
-        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    def __init__(self, model: Any, dataset: Any, config: Optional[NodeTrainConfig] = None,
+                 callbacks: Optional[List[Any]] = None) -> None:
+        super().__init__(model, NodeTask(dataset), config or NodeTrainConfig(), callbacks)
 
-    # ------------------------------------------------------------------ pieces
     def _inputs(self) -> Any:
-        x = self.model.node_inputs(self.dataset)
-        if x is None:
-            raise ConfigError(f"{getattr(self.dataset, 'name', 'the dataset')} has no node features for "
-                              f"{type(self.model).__name__} (dataset.x is None)")
-        if self.cfg.normalize_features:
-            if not isinstance(x, torch.Tensor):
-                raise ConfigError(f"normalize_features needs tensor features, got {type(x).__name__}")
-            x = row_normalize(x.to(torch.float32))
-        if (bool(getattr(self.model, "sparse_input", False)) and isinstance(x, torch.Tensor) and x.dim() == 2
-                and x.layout == torch.strided and x.numel() > 0
-                and torch.count_nonzero(x).item() <= SPARSE_INPUT_DENSITY * x.numel()):
-            x = _to_csr(x.to(torch.float32))
-        return _move(x, self.device)
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameter_groups(self.cfg.weight_decay), lr=self.cfg.lr)
-
-    @staticmethod
-    def _scores(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Tuple[float, float]:
-        loss = F.cross_entropy(logits[idx], y[idx]).item()
-        acc = (logits[idx].argmax(dim=1) == y[idx]).float().mean().item() if len(idx) else float("nan")
-        return loss, acc
-
-    def _train_step(self, opt: torch.optim.Optimizer, x: Any, graph: Any, y: torch.Tensor,
-                    train_idx: torch.Tensor, epoch: int) -> float:
-        self.model.train()
-        opt.zero_grad(set_to_none=True)
-        logits = self.model(x, graph)
-        loss = F.cross_entropy(logits[train_idx], y[train_idx])
-        aux = self.model.auxiliary_loss()
-        if aux is not None:
-            loss = loss + aux
-        if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite training loss {loss.item()} at epoch {epoch}")
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
+        self.task.cfg = self.cfg
+        return self.task.inputs(self.model, self.device)
 
     @torch.no_grad()
     def predict(self, x: Any = None, graph: Any = None) -> torch.Tensor:
@@ -227,103 +313,28 @@ class NodeClassificationTrainer:
         graph = self.dataset.graph.to(self.device) if graph is None else graph
         return self.model(x, graph)
 
-    # ------------------------------------------------------------------ main loop
-    def fit(self) -> FitResult:
-        """Train, select on validation, evaluate on test once; return a :class:`FitResult`."""
-        import pandas as pd
-        from tqdm.auto import tqdm
-
-        from ..datasets.ogb_loader import ogb_node_metrics
-        from ..metrics import accuracy, macro_f1
-
-        cfg, ds = self.cfg, self.dataset
-        if cfg.num_threads:
-            torch.set_num_threads(int(cfg.num_threads))
-        seed_everything(cfg.seed)
-        self.model.to(self.device)
-        graph = ds.graph.to(self.device)
-        x = self._inputs()
-        y = ds.y.to(self.device)
-        train_idx, val_idx, test_idx = (i.to(self.device) for i in (ds.train_idx, ds.val_idx, ds.test_idx))
-        has_val = len(val_idx) > 0
-        self.model.prepare(ds)
-        opt = self._optimizer()
-
-        history: List[Dict[str, Any]] = []
-        best: Tuple[float, float] = (math.inf, -math.inf)
-        best_epoch, best_state, bad, stopped = 0, None, 0, "epochs"
-        t_start = time.perf_counter()
-        bar = tqdm(range(1, cfg.epochs + 1), disable=not cfg.progress, desc=type(self.model).__name__, unit="epoch")
-        for epoch in bar:
-            t0 = time.perf_counter()
-            train_loss = self._train_step(opt, x, graph, y, train_idx, epoch)
-            row: Dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
-            if has_val:
-                logits = self.predict(x, graph)
-                val_loss, val_acc = self._scores(logits, y, val_idx)
-                if not math.isfinite(val_loss):
-                    raise TrainingError(f"non-finite validation loss {val_loss} at epoch {epoch}")
-                row.update(val_loss=val_loss, val_acc=val_acc)
-                if _better(cfg.select, val_loss, val_acc, best):
-                    best, best_epoch, bad = (val_loss, val_acc), epoch, 0
-                    best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    bad += 1
-                bar.set_postfix(loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
-            else:
-                row.update(val_loss=float("nan"), val_acc=float("nan"))
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            if has_val and cfg.patience and bad >= cfg.patience:
-                stopped = "early stopping"
-                break
-            if cfg.max_time is not None and time.perf_counter() - t_start >= cfg.max_time:
-                stopped = "max_time"
-                break
-        bar.close()
-        train_seconds = time.perf_counter() - t_start
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        else:
-            best_epoch = history[-1]["epoch"]
-
-        logits = self.predict(x, graph).cpu()
-        y_cpu, test_cpu = ds.y.cpu(), ds.test_idx.cpu()
-        metrics = {
-            "accuracy": accuracy(logits[test_cpu], y_cpu[test_cpu]),
-            "macro_f1": macro_f1(logits[test_cpu], y_cpu[test_cpu], num_classes=int(ds.num_classes)),
-        }
-        metrics.update(ogb_node_metrics(ds, logits[test_cpu], test_cpu))  # OGB datasets: ogb's Evaluator too
-        split = ds.split_record() if hasattr(ds, "split_record") else {"dataset": getattr(ds, "name", None)}
-        record = {
-            "task": "node",
-            "model": type(self.model).__name__,
-            "hparams": self.model.hparams(),
-            "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-            "seed": cfg.seed,
-            **split,
-            "selection": ("lowest validation loss" if cfg.select == "val_loss"
-                          else "highest validation accuracy (ties: lower validation loss)")
-            if has_val else "last epoch (no validation split)",
-            "best_epoch": best_epoch,
-            "best_val_loss": best[0] if has_val else None,
-            "best_val_acc": best[1] if has_val else None,
-            "epochs_run": history[-1]["epoch"],
-            "stopped_by": stopped,
-            "train_seconds": train_seconds,
-            **environment_record(self.device),
-        }
-        cols = ["epoch", "train_loss", "val_loss", "val_acc", "seconds"]
-        return FitResult(self.model, metrics, pd.DataFrame(history, columns=cols), record)
-
 
 # --------------------------------------------------------------------------- fit entry point
 DATASET_OPTIONS = ("split", "split_seed")
 
 
-def _split_node_hparams(cls: Type, hparams: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    return split_hparams(cls, NodeTrainConfig, hparams, data_args=("in_channels", "num_classes"),
-                         extra_options=DATASET_OPTIONS)
+def node_run(model: Any, dataset: Any, data_dir: Any, preset: Any, seed: int, hparams: Dict[str, Any],
+             config_cls: Type) -> Tuple[Any, Any, Any]:
+    """``(model, dataset, config)`` of a node-classification :func:`graphkit.fit` call (full-batch
+    or mini-batch): the dataset loaded with its ``split``/``split_seed``, the preset merged."""
+    from . import _resolve_model
+
+    cls, instance = _resolve_model(model)
+    split = hparams.pop("split", None)
+    split_seed = hparams.pop("split_seed", None)
+    if split == "random" and split_seed is None:
+        split_seed = seed
+    ds = _load_node_dataset(dataset, data_dir, split, split_seed)
+    if not hasattr(ds, "train_idx") or not hasattr(ds, "num_classes"):
+        raise ConfigError(f"{cls.__name__} needs a node-classification dataset, got {type(ds).__name__}")
+    instance, cfg = build_run(cls, instance, ds, hparams, seed, preset, config_cls, ("in_channels", "num_classes"),
+                              lambda **kw: cls(cls.input_dim(ds), int(ds.num_classes), **kw), DATASET_OPTIONS)
+    return instance, ds, cfg
 
 
 def _load_node_dataset(dataset: Any, data_dir: Any, split: Optional[str], split_seed: Optional[int]) -> Any:
@@ -348,6 +359,8 @@ def fit_node(
     data_dir: Any = None,
     preset: Union[bool, str] = True,
     seed: int = 0,
+    resume: bool = False,
+    callbacks: Optional[List[Any]] = None,
     **hparams: Any,
 ) -> FitResult:
     """:func:`graphkit.fit` for node-classification models (``model.task == "node"``).
@@ -359,30 +372,14 @@ def fit_node(
         data_dir: where dataset files live (default ``$GRAPHKIT_DATA``).
         preset: ``True``/``"paper"``, ``"fast"`` or ``False`` (see :func:`graphkit.fit`); explicit ``hparams`` override it.
         seed: seed of initialisation and dropout.
+        resume: continue from ``checkpoint_dir`` (see :func:`graphkit.fit`).
+        callbacks: see :mod:`graphkit.training.callbacks`.
         **hparams: model hyper-parameters, :class:`NodeTrainConfig` fields, and, for a
             dataset given by name, ``split="public"|"random"`` and ``split_seed`` (default:
             ``seed``, so every seed of a random-split study gets its own split).
     """
-    from . import _resolve_model
-
-    cls, instance = _resolve_model(model)
-    split = hparams.pop("split", None)
-    split_seed = hparams.pop("split_seed", None)
-    if split == "random" and split_seed is None:
-        split_seed = seed
-    ds = _load_node_dataset(dataset, data_dir, split, split_seed)
-    if not hasattr(ds, "train_idx") or not hasattr(ds, "num_classes"):
-        raise ConfigError(f"{cls.__name__} needs a node-classification dataset, got {type(ds).__name__}")
-    merged = merge_preset(cls, ds, hparams, seed, use_preset=preset if instance is None else False)
-    model_kw, train_kw = _split_node_hparams(cls, merged)
-    cfg = NodeTrainConfig(**train_kw)
-    cfg.validate()
-    seed_everything(seed)
-    if instance is None:
-        instance = cls(cls.input_dim(ds), int(ds.num_classes), **model_kw)
-    elif model_kw:
-        raise ConfigError(f"model hyper-parameters {sorted(model_kw)} cannot be applied to an already built model")
-    return NodeClassificationTrainer(instance, ds, cfg).fit()
+    instance, ds, cfg = node_run(model, dataset, data_dir, preset, seed, hparams, NodeTrainConfig)
+    return NodeClassificationTrainer(instance, ds, cfg, callbacks=callbacks).fit(resume=resume)
 
 
 # --------------------------------------------------------------------------- several seeds

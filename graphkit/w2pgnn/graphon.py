@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .._cluster import kmeans, labels_by_first_appearance
 from ..exceptions import ConfigError
 from ._inputs import _check_nonempty, _GraphSet, _read, _read_with_domains
 
@@ -408,38 +409,9 @@ def graph_statistics(graphs: Any) -> "Any":
 
 
 def _kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 10, max_iter: int = 100) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; the best of ``n_init`` runs; labels ordered by
-    first appearance so they do not depend on the run that won."""
-    rng = np.random.default_rng(seed)
-    best, best_inertia = None, np.inf
-    n = X.shape[0]
-    for _ in range(n_init):
-        centers = np.empty((k, X.shape[1]))
-        centers[0] = X[rng.integers(n)]
-        d2 = ((X - centers[0]) ** 2).sum(1)
-        for j in range(1, k):
-            total = d2.sum()
-            idx = rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n)
-            centers[j] = X[idx]
-            d2 = np.minimum(d2, ((X - centers[j]) ** 2).sum(1))
-        labels = None
-        for _ in range(max_iter):
-            dist = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
-            new = dist.argmin(1)
-            if labels is not None and np.array_equal(new, labels):
-                break
-            labels = new
-            for j in range(k):
-                sel = labels == j
-                if sel.any():
-                    centers[j] = X[sel].mean(0)
-        inertia = float(((X - centers[labels]) ** 2).sum())
-        if inertia < best_inertia - 1e-12:
-            best, best_inertia = labels, inertia
-    _, first = np.unique(best, return_index=True)
-    remap = np.empty(k, dtype=np.int64)
-    remap[best[np.sort(first)]] = np.arange(first.shape[0])
-    return remap[best]
+    """:func:`graphkit._cluster.kmeans` (best of ``n_init`` runs), labels ordered by first
+    appearance so they do not depend on the run that won."""
+    return labels_by_first_appearance(kmeans(X, k, seed, n_init=n_init, max_iter=max_iter))
 
 
 def graphon_bases(

@@ -14,19 +14,23 @@ an attribute whose name ends in ``_`` (``model_``, ``user_index_``, ``item_index
 ``seen_``, ``popularity_``, ``history_``, ``record_``).  Training is done by
 :class:`graphkit.training.RecommendationTrainer`; the validation hold-out uses the
 split primitives of :mod:`graphkit.datasets`.  See ``docs/recommender.md``.
+
+:meth:`Recommender.from_result` serves a model trained by :func:`graphkit.fit` instead.
+
+Where things live (import them from ``graphkit.recommender``):
+
+* this file: the :class:`Recommender` class (parameters, ``fit``, ``recommend``, ``score``,
+  ``similar_items``, ``evaluate``) and its ranking core (chunked top-k with seen-item masking);
+* ``_ids.py``: raw-id arrays, their lookup in the id maps and their JSON encoding;
+* ``_input.py``: reading and validating interaction frames / sparse matrices and arguments;
+* ``_io.py``: :meth:`Recommender.save` / :meth:`Recommender.load` (folder layout, format version);
+* ``_from_result.py``: :meth:`Recommender.from_result` (a :func:`graphkit.fit` result to a
+  serving Recommender);
+* ``_splits.py``: :func:`leave_last_out` and :func:`temporal_split`.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import decimal
-import json
-import math
-import os
-import shutil
-import tempfile
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
@@ -34,8 +38,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .exceptions import CheckpointError, ConfigError, DataFormatError, NotFittedError
-from .utils import PathLike, atomic_write, environment_record, package_versions, seed_everything, sha256_file
+from ..exceptions import CheckpointError, ConfigError, NotFittedError
+from ..utils import PathLike, environment_record, seed_everything
+from . import _from_result, _io
+from ._ids import _id_array, _listing, _lookup, _make_index, _unique_keep_order
+from ._input import _check_budget, _check_k, _csr, _factorize_ids, _raw_rows, _read_pairs
+from ._io import FORMAT_VERSION, SUPPORTED_FORMAT_VERSIONS
+from ._splits import leave_last_out, temporal_split
 
 __all__ = [
     "Recommender",
@@ -46,49 +55,12 @@ __all__ = [
     "SUPPORTED_FORMAT_VERSIONS",
 ]
 
-#: Version of the folder layout written by :meth:`Recommender.save`.
-FORMAT_VERSION = 1
-#: Versions :meth:`Recommender.load` can read.
-SUPPORTED_FORMAT_VERSIONS: Tuple[int, ...] = (1,)
-_FORMAT_NAME = "graphkit.Recommender"
-
 _DUPLICATES = ("count", "drop", "error")
 _ON_UNKNOWN = ("error", "popular", "skip")
 _UNKNOWN_ITEMS = ("miss", "drop")
-_MAX_LISTED = 10  # ids quoted in an error message
 # On CPU a chunk of scores is kept small enough to stay in cache between the matmul
 # that writes it and the top-k that reads it (same reasoning as graphkit.metrics).
 _CPU_CHUNK_BYTES = 8 << 20
-_FILES = ("weights.safetensors", "embeddings.safetensors", "interactions.safetensors")
-
-
-# =============================================================================== helpers
-def _listing(values: Sequence[Any], total: Optional[int] = None) -> str:
-    """``'a', 'b', ... (and 7 more)`` for error messages."""
-    vals = list(values)
-    total = len(vals) if total is None else total
-    shown = ", ".join(repr(v) for v in vals[:_MAX_LISTED])
-    more = total - min(len(vals), _MAX_LISTED)
-    return shown + (f" (and {more} more)" if more > 0 else "")
-
-
-def _is_pandas_frame(x: Any) -> bool:
-    import pandas as pd
-
-    return isinstance(x, pd.DataFrame)
-
-
-def _check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {k!r}")
-    return int(k)
-
-
-def _check_budget(memory_budget_mb: Any) -> float:
-    if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(memory_budget_mb)) or memory_budget_mb <= 0:
-        raise ConfigError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
-    return float(memory_budget_mb)
 
 
 def _chunk_rows(n_cols: int, memory_budget_mb: float, device: torch.device) -> int:
@@ -106,347 +78,11 @@ def _chunk_rows(n_cols: int, memory_budget_mb: float, device: torch.device) -> i
     return rows
 
 
-def _id_array(values: Any) -> np.ndarray:
-    """A 1-D numpy array of raw ids from a list / array / Series / Index, or one id.
-
-    Nothing is guessed: a ``list``, ``numpy.ndarray``, ``pandas.Series``/``Index`` or
-    ``range`` is a collection of ids; anything else (a ``str``, an ``int``, a ``tuple``,
-    ...) is one id, so tuple ids work.
-    """
-    import pandas as pd
-
-    if isinstance(values, (pd.Series, pd.Index)):
-        arr = values.to_numpy()
-    elif isinstance(values, np.ndarray):
-        if values.ndim != 1:
-            raise ConfigError(f"ids must be given as a 1-D array, got shape {values.shape}")
-        arr = values
-    elif isinstance(values, (list, range)):
-        arr = pd.Index(list(values), tupleize_cols=False).to_numpy()
-    else:
-        arr = np.empty(1, dtype=object)
-        arr[0] = values
-    return arr
-
-
-def _lookup(index: Any, values: np.ndarray, what: str) -> np.ndarray:
-    """Positions of ``values`` in ``index`` (-1 when absent), as int64."""
-    import pandas as pd
-
-    try:
-        target = pd.Index(values, tupleize_cols=False, dtype=object if values.dtype == object else None)
-        return np.asarray(index.get_indexer(target), dtype=np.int64)
-    except TypeError as exc:
-        raise ConfigError(f"{what} ids must be hashable values: {exc}") from None
-
-
-def _unique_keep_order(idx: np.ndarray) -> np.ndarray:
-    _, first = np.unique(idx, return_index=True)
-    return idx[np.sort(first)]
-
-
-# ----------------------------------------------------------------------------- id encoding
-def _encode_scalar(v: Any, what: str) -> Any:
-    """One raw id as JSON: native JSON values as they are, anything else type-tagged."""
-    if isinstance(v, np.generic):  # before float/str: np.float64 / np.str_ subclass them
-        if isinstance(v, np.bool_):
-            return {"type": "numpy", "dtype": "bool", "value": bool(v)}
-        if isinstance(v, np.integer):
-            return {"type": "numpy", "dtype": v.dtype.name, "value": int(v)}
-        if isinstance(v, np.floating):
-            return {"type": "numpy", "dtype": v.dtype.name, "value": _float_json(float(v))}
-        if isinstance(v, np.str_):
-            return {"type": "numpy", "dtype": "str_", "value": str(v)}
-        if isinstance(v, np.datetime64):
-            unit = np.datetime_data(v.dtype)[0]
-            return {"type": "numpy", "dtype": f"datetime64[{unit}]", "value": int(v.astype(np.int64))}
-        if isinstance(v, np.timedelta64):
-            unit = np.datetime_data(v.dtype)[0]
-            return {"type": "numpy", "dtype": f"timedelta64[{unit}]", "value": int(v.astype(np.int64))}
-        if isinstance(v, np.bytes_):
-            return {"type": "numpy", "dtype": "bytes_", "value": bytes(v).hex()}
-    elif isinstance(v, bool) or v is None:
-        return v
-    elif isinstance(v, int):
-        return v if type(v) is int else _unsupported(v, what)
-    elif isinstance(v, float):
-        if type(v) is not float:
-            return _unsupported(v, what)
-        return v if math.isfinite(v) else {"type": "float", "value": repr(v)}
-    elif isinstance(v, str):
-        return v if type(v) is str else _unsupported(v, what)
-    elif isinstance(v, tuple):
-        if type(v) is not tuple:  # namedtuples would come back as plain tuples
-            return _unsupported(v, what)
-        return {"type": "tuple", "items": [_encode_scalar(x, what) for x in v]}
-    elif isinstance(v, frozenset):
-        return {"type": "frozenset", "items": [_encode_scalar(x, what) for x in v]}
-    elif isinstance(v, bytes):
-        return {"type": "bytes", "value": v.hex()}
-    elif isinstance(v, uuid.UUID):
-        return {"type": "uuid", "value": str(v)}
-    elif isinstance(v, decimal.Decimal):
-        return {"type": "decimal", "value": str(v)}
-    else:
-        import pandas as pd
-
-        if isinstance(v, pd.Timestamp):
-            return {"type": "timestamp", "value": v.isoformat()}
-        if isinstance(v, pd.Timedelta):
-            return {"type": "timedelta", "value": int(v.value)}
-        if type(v) is _dt.datetime:
-            return {"type": "datetime", "value": v.isoformat()}
-        if type(v) is _dt.date:
-            return {"type": "date", "value": v.isoformat()}
-    return _unsupported(v, what)
-
-
-def _float_json(x: float) -> Any:
-    return x if math.isfinite(x) else repr(x)
-
-
-def _unsupported(v: Any, what: str) -> Any:
-    raise CheckpointError(
-        f"cannot save {what} id {v!r} of type {type(v).__module__}.{type(v).__qualname__}: saved ids must be "
-        "str, int, float, bool, bytes, tuple/frozenset of those, uuid.UUID, decimal.Decimal, datetime/date, "
-        "pandas Timestamp/Timedelta or numpy scalars (convert the ids, e.g. with .astype(str), before fit)"
-    )
-
-
-def _decode_scalar(obj: Any, what: str) -> Any:
-    if not isinstance(obj, dict):
-        if isinstance(obj, list):  # never written: lists are not hashable
-            raise CheckpointError(f"malformed {what} id {obj!r} in metadata.json")
-        return obj
-    kind = obj.get("type")
-    try:
-        if kind == "numpy":
-            dtype, value = obj["dtype"], obj["value"]
-            if dtype == "str_":
-                return np.str_(value)
-            if dtype == "bytes_":
-                return np.bytes_(bytes.fromhex(value))
-            if dtype.startswith(("datetime64", "timedelta64")):
-                return np.array(value, dtype=np.int64).view(dtype)[()]
-            if dtype == "bool":
-                return np.bool_(value)
-            return np.dtype(dtype).type(float(value) if isinstance(value, str) else value)
-        if kind == "float":
-            return float(obj["value"])
-        if kind == "tuple":
-            return tuple(_decode_scalar(x, what) for x in obj["items"])
-        if kind == "frozenset":
-            return frozenset(_decode_scalar(x, what) for x in obj["items"])
-        if kind == "bytes":
-            return bytes.fromhex(obj["value"])
-        if kind == "uuid":
-            return uuid.UUID(obj["value"])
-        if kind == "decimal":
-            return decimal.Decimal(obj["value"])
-        if kind == "timestamp":
-            import pandas as pd
-
-            return pd.Timestamp(obj["value"])
-        if kind == "timedelta":
-            import pandas as pd
-
-            return pd.Timedelta(int(obj["value"]), unit="ns")
-        if kind == "datetime":
-            return _dt.datetime.fromisoformat(obj["value"])
-        if kind == "date":
-            return _dt.date.fromisoformat(obj["value"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"malformed {what} id {obj!r} in metadata.json ({exc})") from None
-    raise CheckpointError(f"unknown id type tag {kind!r} for a {what} id in metadata.json")
-
-
-def _encode_ids(ids: np.ndarray, what: str) -> Dict[str, Any]:
-    """The id array of a :class:`Recommender` as JSON, its numpy dtype and element types kept."""
-    kind = ids.dtype.kind
-    if kind in "iub":
-        return {"dtype": ids.dtype.str, "values": ids.tolist()}
-    if kind == "f":
-        return {"dtype": ids.dtype.str, "values": [_float_json(x) for x in ids.tolist()]}
-    if kind in "mM":
-        return {"dtype": ids.dtype.str, "values": ids.view(np.int64).tolist()}
-    if kind == "U":
-        return {"dtype": ids.dtype.str, "values": ids.tolist()}
-    return {"dtype": "object", "values": [_encode_scalar(v, what) for v in ids.tolist()]}
-
-
-def _decode_ids(obj: Any, what: str) -> np.ndarray:
-    try:
-        dtype, values = obj["dtype"], obj["values"]
-    except (TypeError, KeyError):
-        raise CheckpointError(f"metadata.json: malformed {what} id map") from None
-    if dtype == "object":
-        out = np.empty(len(values), dtype=object)
-        for j, v in enumerate(values):
-            out[j] = _decode_scalar(v, what)
-        return out
-    try:
-        dt = np.dtype(dtype)
-        if dt.kind in "mM":
-            return np.asarray(values, dtype=np.int64).view(dt)
-        if dt.kind == "f":
-            return np.asarray([float(v) if isinstance(v, str) else v for v in values], dtype=dt)
-        if dt.kind not in "iubU":
-            raise TypeError(f"unsupported dtype {dtype}")
-        return np.asarray(values, dtype=dt)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise CheckpointError(f"metadata.json: malformed {what} id map ({exc})") from None
-
-
-def _make_index(ids: np.ndarray, name: str) -> Any:
-    import pandas as pd
-
-    return pd.Index(ids, tupleize_cols=False, name=name, dtype=object if ids.dtype == object else None)
-
-
-# ----------------------------------------------------------------------------- reading interactions
-@dataclasses.dataclass
-class _Pairs:
-    """Interactions as index arrays, one row per distinct (user, item) pair."""
-
-    user_ids: np.ndarray  # raw id of each user index
-    item_ids: np.ndarray
-    users: np.ndarray     # int64 [n]
-    items: np.ndarray     # int64 [n]
-    weights: np.ndarray   # float64 [n]
-    times: Optional[np.ndarray]  # int64 dense time ranks [n] or None
-    stats: Dict[str, int]
-
-
-def _factorize_ids(values: Any, column: str) -> Tuple[np.ndarray, np.ndarray]:
-    from .datasets.interactions import _factorize
-
-    try:
-        return _factorize(values, column)
-    except (TypeError, ValueError) as exc:
-        raise DataFormatError("ids must be hashable values", field=column, expected="hashable ids",
-                              got=f"{type(exc).__name__}: {exc}") from None
-
-
-def _check_weights(w: Any, column: str, index: Any = None) -> np.ndarray:
-    try:
-        arr = np.asarray(w, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataFormatError("weights must be numbers", field=column, expected="finite numbers >= 0",
-                              got=str(exc)) from None
-    for bad, what in ((np.isnan(arr), "missing (NaN/None)"), (np.isinf(arr), "infinite"), (arr < 0, "negative")):
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            where = f", first at row {first}" + (f" (index label {index[first]!r})" if index is not None else "")
-            raise DataFormatError(f"{int(bad.sum())} {what} weight(s){where}", field=column,
-                                  expected="finite numbers >= 0", got=float(arr[first]))
-    return arr
-
-
-def _require_columns(df: Any, columns: Dict[str, Optional[str]]) -> None:
-    needed = [c for c in columns.values() if c is not None]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        roles = {v: k for k, v in columns.items() if v is not None}
-        names = ", ".join(f"{c!r} ({roles[c]})" for c in missing)
-        raise DataFormatError(f"missing column(s) {names}", expected=f"columns {needed}", got=list(df.columns))
-    dup = [c for c in needed if int((df.columns == c).sum()) > 1]
-    if dup:
-        raise DataFormatError(f"column name(s) {dup} appear more than once in the frame")
-
-
-def _raw_rows(data: Any, user_col: str, item_col: str, weight_col: Optional[str], time_col: Optional[str],
-              *, need_weights: bool = True) -> Tuple[Any, Any, np.ndarray, Any, Optional[str]]:
-    """(user values, item values, weights, time values or None, time column) of a frame or
-    sparse matrix, validated (no NaN ids, finite non-negative weights)."""
-    from .datasets.interactions import _check_column
-
-    if sp.issparse(data):
-        if len(data.shape) != 2:
-            raise DataFormatError("a sparse interaction matrix must be 2-D [users, items]", got=data.shape)
-        coo = sp.coo_matrix(data)
-        if coo.nnz == 0:
-            raise DataFormatError("the interaction matrix has no stored entries", expected="at least one", got=0)
-        w = _check_weights(coo.data, "matrix values") if need_weights else np.ones(coo.nnz)
-        return coo.row.astype(np.int64), coo.col.astype(np.int64), w, None, None
-    if not _is_pandas_frame(data):
-        raise DataFormatError("interactions must be a pandas DataFrame or a scipy.sparse matrix",
-                              expected="pandas.DataFrame or scipy.sparse matrix", got=type(data).__name__)
-    df = data
-    if len(df) == 0:
-        raise DataFormatError("the interaction table is empty", expected="at least one row", got=0)
-    cols = {"user": user_col, "item": item_col}
-    if need_weights:
-        cols.update({"weight": weight_col, "time": time_col})
-    _require_columns(df, cols)
-    users = _check_column(df, user_col, "user")
-    items = _check_column(df, item_col, "item")
-    times = _check_column(df, time_col, "time") if (need_weights and time_col is not None) else None
-    if need_weights and weight_col is not None:
-        w = _check_weights(df[weight_col].to_numpy(), weight_col, df.index)
-    else:
-        w = np.ones(len(df), dtype=np.float64)
-    return users, items, w, times, time_col
-
-
-def _read_pairs(data: Any, user_col: str, item_col: str, weight_col: Optional[str], time_col: Optional[str],
-                duplicates: str) -> _Pairs:
-    """Validate, drop zero weights, map raw ids to indices and apply the duplicates policy."""
-    from .datasets.interactions import _time_codes
-
-    users, items, w, times, tcol = _raw_rows(data, user_col, item_col, weight_col, time_col)
-    n_rows = int(w.shape[0])
-    keep = w > 0
-    n_zero = int(n_rows - keep.sum())
-    if n_zero:
-        if not keep.any():
-            raise DataFormatError("every interaction has weight 0; nothing to learn from",
-                                  field=weight_col, expected="some weight > 0", got=0)
-        users, items, w = users[keep], items[keep], w[keep]
-        times = times[keep] if times is not None else None
-    u, user_ids = _factorize_ids(users, user_col)
-    i, item_ids = _factorize_ids(items, item_col)
-    t = _time_codes(times, tcol) if times is not None else None
-    n_items = int(item_ids.shape[0])
-    key = u * np.int64(n_items) + i
-    # earliest occurrence first (by time, then row order)
-    order = np.lexsort((t, key)) if t is not None else np.argsort(key, kind="stable")
-    ks = key[order]
-    first = np.ones(ks.shape[0], dtype=bool)
-    first[1:] = ks[1:] != ks[:-1]
-    n_dup = int(ks.shape[0] - first.sum())
-    if n_dup and duplicates == "error":
-        starts = np.flatnonzero(first)
-        counts = np.diff(np.append(starts, ks.shape[0]))
-        multi = np.flatnonzero(counts > 1)
-        examples = [(user_ids[u[order[starts[j]]]], item_ids[i[order[starts[j]]]], int(counts[j]))
-                    for j in multi[:5]]
-        shown = ", ".join(f"(user={a!r}, item={b!r}) x{c}" for a, b, c in examples)
-        raise DataFormatError(
-            f"{n_dup} duplicate row(s) over {multi.shape[0]} (user, item) pair(s), e.g. {shown}; "
-            "pass duplicates='count' to sum them or duplicates='drop' to keep the first",
-            expected="one row per (user, item) pair", got=f"{n_dup} duplicates")
-    rep = order[first]  # representative (earliest) row of every pair, in key order
-    if duplicates == "count" and n_dup:
-        weights = np.add.reduceat(w[order], np.flatnonzero(first))
-    else:
-        weights = w[rep]
-    stats = {"rows": n_rows, "zero_weight_rows": n_zero, "duplicate_rows": n_dup, "pairs": int(rep.shape[0])}
-    return _Pairs(user_ids, item_ids, u[rep], i[rep], weights.astype(np.float64),
-                  None if t is None else t[rep], stats)
-
-
-def _csr(users: np.ndarray, items: np.ndarray, data: np.ndarray, shape: Tuple[int, int]) -> sp.csr_matrix:
-    """Canonical CSR from pairs already sorted by (user, item) without duplicates."""
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=shape[0]), out=indptr[1:])
-    return sp.csr_matrix((data, items.astype(np.int64), indptr), shape=shape)
-
-
 # ----------------------------------------------------------------------------- warm start
 def _id_tables(model: Any) -> List[Tuple[torch.Tensor, str, int]]:
     """``(parameter, "user"|"item", row offset)`` for every embedding table of ``model``
     whose rows belong to users or items (used to carry rows over in a warm start)."""
-    from .models import LightGCN, UltraGCN
+    from ..models import LightGCN, UltraGCN
 
     if hasattr(model, "id_tables"):
         return list(model.id_tables())
@@ -590,7 +226,7 @@ class Recommender:
         return self
 
     def _model_class(self) -> Type[Any]:
-        from .models import RecommenderModel, get_model
+        from ..models import RecommenderModel, get_model
 
         if isinstance(self.model, str):
             return get_model(self.model)
@@ -617,7 +253,7 @@ class Recommender:
         if self.duplicates not in _DUPLICATES:
             raise ConfigError(f"duplicates must be one of {', '.join(map(repr, _DUPLICATES))}, got {self.duplicates!r}")
         if self.validation is not None:
-            from .datasets._split import check_ratio
+            from ..datasets._split import check_ratio
 
             check_ratio("validation", self.validation)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -632,7 +268,7 @@ class Recommender:
 
     @staticmethod
     def _split_hparams(cls: Type[Any], hparams: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-        from .training import RecTrainConfig, _split_hparams
+        from ..training import RecTrainConfig, _split_hparams
 
         for reserved in ("seed", "device", "num_users", "num_items"):
             if reserved in hparams:
@@ -676,9 +312,9 @@ class Recommender:
         """
         import pandas as pd
 
-        from .datasets._split import group_sizes, holdout_counts, tail_split, TRAIN
-        from .datasets.recommendation import RecDataset, binary_csr, holdout_validation, split_fingerprint
-        from .training import RecTrainConfig, RecommendationTrainer
+        from ..datasets._split import group_sizes, holdout_counts, tail_split, TRAIN
+        from ..datasets.recommendation import RecDataset, binary_csr, holdout_validation, split_fingerprint
+        from ..training import RecTrainConfig, RecommendationTrainer
 
         self._check_params()
         cls = self._model_class()
@@ -763,20 +399,26 @@ class Recommender:
                            "weight_col": self.weight_col, "time_col": self.time_col}
 
         # ---- learned state
+        with torch.no_grad():
+            ue, ie = model.embeddings()
+        self._set_learned(model, pairs.user_ids, pairs.item_ids, seen, train_mask, history, record, ue, ie)
+        return self
+
+    def _set_learned(self, model: Any, user_ids: np.ndarray, item_ids: np.ndarray, seen: sp.csr_matrix,
+                     train_mask: np.ndarray, history: Any, record: Dict[str, Any], ue: torch.Tensor,
+                     ie: torch.Tensor) -> None:
+        """Set every learned attribute (``fit``, ``load`` and ``from_result`` end here)."""
         self.model_ = model
-        self.user_index_ = _make_index(pairs.user_ids, self.user_col)
-        self.item_index_ = _make_index(pairs.item_ids, self.item_col)
-        self.n_users_, self.n_items_ = U, I
+        self.user_index_ = _make_index(user_ids, self.user_col)
+        self.item_index_ = _make_index(item_ids, self.item_col)
+        self.n_users_, self.n_items_ = int(user_ids.shape[0]), int(item_ids.shape[0])
         self.seen_ = seen
         self.popularity_ = np.asarray(seen.sum(axis=0), dtype=np.float64).ravel()
         self.history_ = history
         self.record_ = record
         self._train_mask = train_mask
-        self._user_ids, self._item_ids = pairs.user_ids, pairs.item_ids
-        with torch.no_grad():
-            ue, ie = model.embeddings()
+        self._user_ids, self._item_ids = user_ids, item_ids
         self._set_serving(ue, ie)
-        return self
 
     def _warm_copy(self, old: Any, new: Any, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
         """Copy the embedding rows of ids known to ``old`` into ``new`` (matched by raw id)."""
@@ -1153,7 +795,7 @@ class Recommender:
             DataFormatError: a malformed test frame (as in :meth:`fit`).
             ConfigError: bad ``k``, or no test user left to evaluate.
         """
-        from .metrics import RANKING_METRICS, _check_ks, ranking_metrics
+        from ..metrics import RANKING_METRICS, _check_ks, ranking_metrics
 
         self._check_fitted()
         ks = _check_ks(k)
@@ -1211,7 +853,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ persistence
     def _registered_name(self) -> str:
-        from .models import available_models, get_model
+        from ..models import available_models, get_model
 
         for name in available_models():
             if get_model(name) is type(self.model_):
@@ -1244,68 +886,7 @@ class Recommender:
                 an unregistered model class, or ``path`` being a file or a non-empty
                 folder that is not a saved Recommender.
         """
-        from .training.result import _jsonable, save_state_dict
-
-        self._check_fitted()
-        path = Path(path)
-        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "metadata.json").is_file())):
-            raise CheckpointError(f"{path} exists and is not a saved Recommender; refusing to replace it")
-        params = self.get_params()
-        params["model"] = self._registered_name()
-        for key, value in params.items():
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError):
-                raise CheckpointError(f"cannot save parameter {key}={value!r}: it is not JSON-serializable") from None
-        hp = {k: v for k, v in self.model_.hparams().items() if k not in ("num_users", "num_items")}
-        try:
-            json.dumps(_jsonable(hp), allow_nan=False)
-        except ValueError as exc:
-            raise CheckpointError(f"cannot save model hyper-parameters {hp!r}: {exc}") from None
-        hist = self.history_
-        history = {"columns": [str(c) for c in hist.columns],
-                   "rows": [[None if (isinstance(v, float) and not math.isfinite(v)) else _jsonable(v) for v in row]
-                            for row in hist.itertuples(index=False, name=None)]}
-        meta: Dict[str, Any] = {
-            "format": _FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "model": {"name": params["model"], "class": type(self.model_).__name__, "hparams": _jsonable(hp)},
-            "params": params,
-            "num_users": int(self.n_users_),
-            "num_items": int(self.n_items_),
-            "user_ids": _encode_ids(self._user_ids, "user"),
-            "item_ids": _encode_ids(self._item_ids, "item"),
-            "record": _jsonable(self.record_),
-            "history": history,
-            "versions": package_versions(),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            save_state_dict(tmp / "weights.safetensors", self.model_.state_dict())
-            save_state_dict(tmp / "embeddings.safetensors", {"user": self._user_emb, "item": self._item_emb})
-            seen = self.seen_
-            save_state_dict(tmp / "interactions.safetensors", {
-                "seen_indptr": torch.from_numpy(seen.indptr.astype(np.int64)),
-                "seen_indices": torch.from_numpy(seen.indices.astype(np.int64)),
-                "seen_data": torch.from_numpy(seen.data.astype(np.float32)),
-                "train_mask": torch.from_numpy(self._train_mask.astype(np.uint8)),
-            })
-            meta["sha256"] = {name: sha256_file(tmp / name) for name in _FILES}
-            with atomic_write(tmp / "metadata.json", "w") as fh:
-                json.dump(meta, fh, indent=1, allow_nan=False)
-                fh.write("\n")
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-                os.replace(path, old / "saved")
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return _io.save(self, path)
 
     @classmethod
     def load(cls, path: PathLike, device: Optional[str] = None) -> "Recommender":
@@ -1325,205 +906,51 @@ class Recommender:
                 versions named), an unregistered model name, or weights that do not fit
                 the model.
         """
-        from .datasets.recommendation import binary_csr
-        from .graph import Graph
-        from .training.result import load_state_dict
+        return _io.load(cls, path, device)
 
-        path = Path(path)
-        meta_path = path / "metadata.json"
-        if not meta_path.is_file():
-            raise CheckpointError(f"{path} is not a saved Recommender (no metadata.json)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{meta_path}: unreadable JSON ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
-            raise CheckpointError(f"{meta_path} was not written by graphkit.Recommender.save")
-        version = meta.get("format_version")
-        if isinstance(version, bool) or not isinstance(version, int) or version not in SUPPORTED_FORMAT_VERSIONS:
-            raise CheckpointError(
-                f"{path}: saved with format_version {version!r}; this graphkit reads format_version "
-                f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))} (saved by a newer graphkit? upgrade graphkit)")
-        digests = meta.get("sha256", {})
-        for name in _FILES:
-            f = path / name
-            if not f.is_file():
-                raise CheckpointError(f"{path}: missing file {name}")
-            if digests.get(name) != sha256_file(f):
-                raise CheckpointError(f"{f}: sha256 does not match metadata.json (corrupted or modified file)")
-        try:
-            params = dict(meta["params"])
-            U, I = int(meta["num_users"]), int(meta["num_items"])
-            model_name, model_hp = meta["model"]["name"], dict(meta["model"]["hparams"])
-            for reserved in ("num_users", "num_items"):
-                model_hp.pop(reserved, None)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{meta_path}: missing or malformed entry ({exc})") from None
-        dev = device if device is not None else params.get("device")
-        if dev is not None and torch.device(dev).type == "cuda" and not torch.cuda.is_available():
-            warnings.warn(f"{path} was saved for device {dev!r}, which is not available here; loading on CPU",
-                          stacklevel=2)
-            dev = "cpu"
-        params["device"] = dev
-        try:
-            rec = cls(**params)
-            model_cls = rec._model_class()
-            model = model_cls(U, I, **model_hp)
-        except ConfigError as exc:
-            raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
-        state = load_state_dict(path / "weights.safetensors")
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, KeyError) as exc:
-            raise CheckpointError(f"{path}: weights.safetensors does not fit {model_cls.__name__}({U}, {I}, "
-                                  f"{model_hp}): {exc}") from None
-        arrays = load_state_dict(path / "interactions.safetensors")
-        emb = load_state_dict(path / "embeddings.safetensors")
-        try:
-            seen = sp.csr_matrix((arrays["seen_data"].numpy(), arrays["seen_indices"].numpy(),
-                                  arrays["seen_indptr"].numpy()), shape=(U, I))
-            train_mask = arrays["train_mask"].numpy().astype(bool)
-            ue, ie = emb["user"], emb["item"]
-            if ue.shape[0] != U or ie.shape[0] != I or train_mask.shape[0] != seen.nnz:
-                raise ValueError("array sizes do not match the id maps")
-        except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path}: malformed interactions/embeddings ({exc})") from None
-        user_ids = _decode_ids(meta.get("user_ids"), "user")
-        item_ids = _decode_ids(meta.get("item_ids"), "item")
-        if user_ids.shape[0] != U or item_ids.shape[0] != I:
-            raise CheckpointError(f"{path}: the id maps do not match num_users/num_items")
-        torch_dev = torch.device(dev or ("cuda" if torch.cuda.is_available() else "cpu"))
-        rows = np.repeat(np.arange(U, dtype=np.int64), np.diff(seen.indptr))
-        train = binary_csr(rows[train_mask], seen.indices[train_mask], U, I)
-        model.to(torch_dev)
-        graph = Graph.from_user_item(rows[train_mask], seen.indices[train_mask].astype(np.int64),
-                                     num_users=U, num_items=I)
-        model.prepare(train, graph.to(torch_dev))
-        model.eval()
-        hist = meta.get("history") or {"columns": [], "rows": []}
-        import pandas as pd
+    @classmethod
+    def from_result(cls, result: Any, *, dataset: Any = None, data_dir: Optional[PathLike] = None,
+                    user_col: str = "user", item_col: str = "item") -> "Recommender":
+        """A fitted Recommender serving the model of a :func:`graphkit.fit` result.
 
-        rec.model_ = model
-        rec.user_index_ = _make_index(user_ids, rec.user_col)
-        rec.item_index_ = _make_index(item_ids, rec.item_col)
-        rec.n_users_, rec.n_items_ = U, I
-        rec.seen_ = seen
-        rec.popularity_ = np.asarray(seen.sum(axis=0), dtype=np.float64).ravel()
-        rec.history_ = pd.DataFrame(hist["rows"], columns=hist["columns"])
-        rec.record_ = meta.get("record", {})
-        rec._train_mask = train_mask
-        rec._user_ids, rec._item_ids = user_ids, item_ids
-        rec._set_serving(ue.to(torch_dev), ie.to(torch_dev))
-        return rec
+        No training: the result's model is used as it is (the same object becomes
+        ``model_``).  Afterwards :meth:`recommend`, :meth:`score`, :meth:`similar_items`,
+        :meth:`evaluate`, :meth:`save` and a warm-started :meth:`fit` work as after
+        :meth:`fit`::
 
+            result = graphkit.fit("lightgcn", dataset="gowalla", epochs=50)
+            rec = graphkit.Recommender.from_result(result)
+            rec.recommend([0, 1], k=20)
 
-# =============================================================================== split helpers
-def _frame(df: Any, what: str) -> Any:
-    if not _is_pandas_frame(df):
-        raise DataFormatError(f"{what} expects a pandas DataFrame", expected="pandas.DataFrame", got=type(df).__name__)
-    if len(df) == 0:
-        raise DataFormatError("the interaction table is empty", expected="at least one row", got=0)
-    return df
+        * raw ids: the dataset's ``user_ids`` / ``item_ids`` (datasets built from a frame by
+          :func:`graphkit.datasets.from_interactions`), else the indices ``0..U-1`` / ``0..I-1``;
+        * ``seen_``: the dataset's ``full_train`` (train + validation), so test items are
+          recommendable; ``popularity_`` is counted from it;
+        * ``history_`` and ``record_``: the result's; the parameters (``get_params()``): the
+          registered model name (else the class), the model's hyper-parameters, the run's
+          training options (not its seed, device, progress or checkpoint settings, which are
+          ``seed``/``device`` or left out), ``validation`` = the dataset's validation ratio;
+        * a model rebuilt from a saved result has not been prepared: it is prepared with the
+          dataset's training graph (its trained weights kept).
 
+        Args:
+            result: a :class:`~graphkit.training.FitResult` of a recommendation model.
+            dataset: the :class:`~graphkit.datasets.recommendation.RecDataset` it was trained
+                on.  Default: ``result.dataset`` when the result carries it, else
+                ``graphkit.datasets.load(result.record["dataset"], root=data_dir)`` with the
+                recorded validation ratio and split seed.
+            data_dir: where :func:`graphkit.datasets.load` finds the dataset files (default
+                ``$GRAPHKIT_DATA``).
+            user_col: name of the user column in results and in frames given to
+                :meth:`evaluate` / :meth:`fit`.
+            item_col: same for items.
 
-def leave_last_out(df: Any, user_col: str = "user", time_col: Optional[str] = None, *, n: int = 1) -> Tuple[Any, Any]:
-    """Hold out each user's last ``n`` interactions as test.
-
-    Rows are ordered within each user by ``time_col`` (ties, and every row when
-    ``time_col`` is None, keep their order in ``df``); a user's last ``n`` rows go to
-    test, the rest to train.  Users with ``n`` rows or fewer keep at least one row in
-    train (so they stay known to the model).  Uses :func:`graphkit.datasets._split.tail_split`,
-    the rule of ``graphkit.datasets.from_interactions(split="leave-last-out")``.
-    Duplicate rows are not merged: a test row whose (user, item) pair also occurs in
-    train is counted as ``seen_pairs`` by :meth:`Recommender.evaluate`.
-
-    Args:
-        df: the interaction frame (all columns are kept).
-        user_col: the user column.
-        time_col: the timestamp column, or None to use the row order as time.
-        n: rows per user to hold out (>= 1).
-
-    Returns:
-        ``(train_df, test_df)``: row subsets of ``df`` (original index kept).
-
-    Raises:
-        DataFormatError: not a DataFrame, empty, a missing column, missing values,
-            incomparable timestamps.
-        ConfigError: ``n < 1``.
-    """
-    from .datasets._split import TEST, group_sizes, tail_split
-    from .datasets.interactions import _check_column, _time_codes
-
-    df = _frame(df, "leave_last_out")
-    n = _check_k(n, "n")
-    _require_columns(df, {"user": user_col, "time": time_col})
-    users = _check_column(df, user_col, "user")
-    groups, uniques = _factorize_ids(users, user_col)
-    if time_col is not None:
-        keys = _time_codes(_check_column(df, time_col, "time"), time_col)
-    else:
-        keys = np.zeros(len(df), dtype=np.int64)
-    sizes = group_sizes(groups, uniques.shape[0])
-    n_test = np.minimum(sizes - 1, n).clip(min=0)
-    labels = tail_split(groups, keys, n_test, np.zeros_like(n_test))
-    test = labels == TEST
-    return df[~test], df[test]
-
-
-def temporal_split(df: Any, time_col: str, test_fraction: Optional[float] = None, *,
-                   cutoff: Any = None) -> Tuple[Any, Any]:
-    """A global time cut: everything after a point in time is test.
-
-    Give exactly one of:
-
-    * ``test_fraction``: the latest ``round_half_up(test_fraction * len(df))`` rows (at
-      least 1, leaving at least one train row) are test; rows with equal timestamps
-      keep their order in ``df`` (so ties at the boundary are cut by row order).
-      Uses :func:`graphkit.datasets._split.tail_split` with one global group, the rule of
-      ``from_interactions(split="temporal", group_by_user=False)``.
-    * ``cutoff``: rows with ``time >= cutoff`` are test (compared with the column's own
-      type, e.g. a number or a ``pandas.Timestamp``).
-
-    Users and items that only appear in test are unknown to a model trained on train;
-    :meth:`Recommender.evaluate` counts and skips / scores them as documented there.
-
-    Args:
-        df: the interaction frame (all columns are kept).
-        time_col: the timestamp column.
-        test_fraction: fraction of rows for test, in ``(0, 1)``.
-        cutoff: first test timestamp.
-
-    Returns:
-        ``(train_df, test_df)``: row subsets of ``df`` (original index kept).
-
-    Raises:
-        DataFormatError: not a DataFrame, empty, missing column, missing timestamps,
-            incomparable timestamps.
-        ConfigError: neither or both of ``test_fraction`` / ``cutoff``, a fraction out of
-            range, a cutoff not comparable with the column, or a cutoff leaving train or
-            test empty.
-    """
-    from .datasets._split import TEST, check_ratio, holdout_counts, tail_split
-    from .datasets.interactions import _check_column, _time_codes
-
-    df = _frame(df, "temporal_split")
-    if (test_fraction is None) == (cutoff is None):
-        raise ConfigError("give exactly one of test_fraction= and cutoff=")
-    _require_columns(df, {"time": time_col})
-    times = _check_column(df, time_col, "time")
-    if test_fraction is not None:
-        frac = check_ratio("test_fraction", test_fraction)
-        if frac == 0:
-            raise ConfigError("test_fraction must be > 0")
-        keys = _time_codes(times, time_col)
-        n_test = holdout_counts(np.array([len(df)]), frac)
-        labels = tail_split(np.zeros(len(df), dtype=np.int64), keys, n_test, np.zeros_like(n_test))
-        test = labels == TEST
-    else:
-        try:
-            test = np.asarray(times >= cutoff, dtype=bool)
-        except TypeError as exc:
-            raise ConfigError(f"cutoff {cutoff!r} cannot be compared with column {time_col!r}: {exc}") from None
-        if test.all() or not test.any():
-            raise ConfigError(f"cutoff {cutoff!r} puts {'every' if test.all() else 'no'} row in test")
-    return df[~test], df[test]
+        Raises:
+            ConfigError: not a recommendation result, a dataset whose user/item counts differ
+                from the model's, or a result that names no dataset when none is given.
+            CheckpointError: the dataset's split fingerprint differs from the one recorded in
+                the result (both named): other files or another split than the model was
+                trained on.
+        """
+        return _from_result.from_result(cls, result, dataset=dataset, data_dir=data_dir, user_col=user_col,
+                                        item_col=item_col)
