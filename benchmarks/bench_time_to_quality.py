@@ -15,7 +15,8 @@ Iterative methods validate every epoch here (``eval_every=1``, so the curves hav
 the paper protocols validate every 5-10 epochs), with the epoch time including it.
 
 Methods: ``lightgcn-fast`` (``preset="fast"``), ``lightgcn-paper`` (the paper's protocol),
-``ultragcn`` (paper preset), ``als``, ``popularity``, ``ease``.
+``ultragcn`` (paper preset), ``ultragcn-fast`` (its fast recipe, ml-1m only), ``als``,
+``popularity``, ``ease``.
 
 Usage::
 
@@ -53,6 +54,7 @@ METHODS: Dict[str, Dict[str, Any]] = {
     "lightgcn-fast": {"model": "lightgcn", "preset": "fast"},
     "lightgcn-paper": {"model": "lightgcn", "preset": "paper"},
     "ultragcn": {"model": "ultragcn", "preset": "paper"},
+    "ultragcn-fast": {"model": "ultragcn", "preset": "fast"},
     "als": {"model": "als", "preset": "paper"},
     "popularity": {"model": "popularity", "preset": "paper"},
     "ease": {"model": "ease", "preset": "paper"},

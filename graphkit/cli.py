@@ -43,20 +43,55 @@ def parse_assignments(pairs: Sequence[str]) -> Dict[str, Any]:
 
 
 class _Group(click.Group):
-    """Turn graphkit errors into one clear line and exit code 2 instead of a traceback."""
+    """Turn every error into one clear line and exit code 2 instead of a traceback.
+
+    graphkit's own errors (:class:`~graphkit.exceptions.GraphkitError`) say what is wrong with the
+    input; an operating-system error names the file; anything else is reported as unexpected (a
+    bug to report).  ``graphkit --debug ...`` (or ``GRAPHKIT_DEBUG=1``) also prints the traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
         except GraphkitError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            _fail(ctx, f"error: {exc}", exc)
+        except MemoryError as exc:
+            _fail(ctx, "error: out of memory (a smaller batch_size / eval_memory_mb, or a machine with more "
+                       "memory)", exc)
+        except OSError as exc:
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            _fail(ctx, f"error: {exc.strerror or exc}{where}", exc)
+        except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
+            _fail(ctx, f"error: unexpected {type(exc).__name__}: {exc} (please report it; "
+                       "graphkit --debug ... shows the traceback)", exc)
+
+
+def _fail(ctx: click.Context, message: str, exc: BaseException) -> None:
+    import os
+    import traceback
+
+    if (ctx.obj or {}).get("debug") or os.environ.get("GRAPHKIT_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    click.echo(" ".join(message.split("\n")), err=True)
+    sys.exit(2)
+
+
+def _check_text(flag: str, value: Optional[str]) -> None:
+    """Refuse a NUL byte in a name or path (the OS would, with a raw ``ValueError``)."""
+    if value is not None and "\x00" in value:
+        raise ConfigError(f"{flag} {value!r} contains a NUL byte (\\x00); no file or dataset name can")
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="graphkit")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="On an error, also print the Python traceback.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """graphkit: graph learning and recommendation on PyTorch."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
 
 
 # ----------------------------------------------------------------------------- graphkit fit
@@ -339,6 +374,9 @@ def fit_cmd(model: Optional[str], dataset: Optional[str], data_dir: Optional[str
     """
     from .training import fit
 
+    for flag, value in (("MODEL", model), ("--dataset", dataset), ("--data-dir", data_dir), ("--out", out),
+                        ("--config", config_file), ("--from", from_record)):
+        _check_text(flag, value)
     layers: List[Tuple[str, Dict[str, Any]]] = []
     record: Optional[Dict[str, Any]] = None
     if from_record:

@@ -253,6 +253,21 @@ def read_header(path: PathLike) -> Dict[str, Any]:
     return meta
 
 
+_MADVISE = {"random": "MADV_RANDOM", "normal": "MADV_NORMAL", "sequential": "MADV_SEQUENTIAL"}
+
+
+def _advise(mm: np.ndarray, access: str) -> bool:
+    """``madvise`` the mapping behind a ``np.memmap``; whether it was applied."""
+    import mmap as _mmap_module
+
+    handle = getattr(mm, "_mmap", None)
+    flag = getattr(_mmap_module, _MADVISE[access], None)
+    if handle is None or flag is None or not hasattr(handle, "madvise"):
+        return False
+    handle.madvise(flag)
+    return True
+
+
 class MemMapStore(FeatureStore):
     """A feature table in a file, read through ``np.memmap`` (for tables larger than RAM).
 
@@ -262,19 +277,34 @@ class MemMapStore(FeatureStore):
 
     ``gather`` reads the distinct requested rows in increasing order, then restores the
     requested order (and duplicates), so reads are sequential in the file.
+
+    ``access`` is the kernel's read-ahead policy for the mapping (``madvise``): ``"random"``
+    (default) turns read-ahead off, so a gathered row that is not in the page cache costs one
+    page read instead of a whole read-ahead window (128 KiB and more) of rows nobody asked
+    for -- on a table larger than RAM, read-ahead fills the page cache with unused rows and
+    evicts used ones (``benchmarks/bench_out_of_core.py`` measures both); ``"normal"`` keeps
+    the kernel's default; ``"sequential"`` suits full scans.  No effect where ``madvise`` is
+    unavailable.
+
+    Args:
+        access: ``"random"``, ``"normal"`` or ``"sequential"``.
     """
 
-    def __init__(self, path: PathLike, device: Any = "cpu") -> None:
+    def __init__(self, path: PathLike, device: Any = "cpu", access: str = "random") -> None:
+        if access not in _MADVISE:
+            raise ConfigError(f"access must be one of {', '.join(_MADVISE)}, got {access!r}")
         self.path = Path(path)
         meta = read_header(self.path)
         self._np_dtype = meta["dtype"]
         self.shape = tuple(meta["shape"])
         self.dtype = _TORCH_OF_NP[_np_dtype(self._np_dtype)]
         self.device = torch.device(device)
+        self.access = access
         if int(np.prod(self.shape, dtype=np.int64)) == 0:
             self._mm: Optional[np.ndarray] = np.empty(self.shape, dtype=self._np_dtype)
         else:
             self._mm = np.memmap(self.path, dtype=self._np_dtype, mode="r", offset=HEADER_BYTES, shape=self.shape)
+            _advise(self._mm, access)
 
     @classmethod
     def create(cls, path: PathLike, shape: Sequence[int], dtype: Any, chunks: Iterable[Any],

@@ -166,6 +166,16 @@ def test_fast_preset_is_the_paper_preset_updated_by_the_recipe():
         preset_for(Popularity, "gowalla", "fast")
 
 
+def test_ultragcn_fast_recipe_is_for_ml1m_only():
+    from graphkit.models import UltraGCN
+
+    fast, paper = preset_for(UltraGCN, "ml-1m", "fast"), preset_for(UltraGCN, "ml-1m", "paper")
+    assert fast["model"] == paper["model"]  # the recipe changes training only
+    assert fast["train"] == {**paper["train"], "batch_size": 4096, "lr": 4e-3, "num_negatives": 100}
+    with pytest.raises(ConfigError, match="no fast recipe for 'gowalla'.*ml-1m"):
+        preset_for(UltraGCN, "gowalla", "fast")
+
+
 # ----------------------------------------------------------------------------- graphkit.tune
 def test_tune_selects_on_validation_and_resumes(tmp_path):
     optuna = pytest.importorskip("optuna")

@@ -263,3 +263,27 @@ def test_codecs_encode_only_rebuilds_bytes():
 
     with pytest.raises(DataFormatError, match="_codecs.encode"):
         restricted_loads(pickle.dumps(Rot(), protocol=2))
+
+
+@pytest.mark.parametrize("shape", [(10**7, 10**7), (100_000, 100_000)])
+def test_a_small_file_cannot_declare_a_huge_sparse_matrix(tmp_path, shape):
+    """A few-hundred-byte pickle declaring a huge (empty) sparse matrix must not be densified:
+    the allocation it asks for is bounded by what the file's size can justify."""
+    import pickle
+
+    import scipy.sparse as sp
+
+    from graphkit import DataFormatError
+    from graphkit.datasets.planetoid import _dense
+    from graphkit.datasets.safe_pickle import restricted_loads
+
+    blob = pickle.dumps(sp.coo_matrix(([], ([], [])), shape=shape), protocol=2)
+    assert len(blob) < 2000
+    path = tmp_path / "ind.cora.x"
+    path.write_bytes(blob)
+    obj = restricted_loads(blob, path)
+    with pytest.raises(DataFormatError, match="more than a .*-byte file can describe") as info:
+        _dense(obj, path, "x", len(blob))
+    assert info.value.field == "shape" and str(path) in str(info.value)
+    ok = _dense(sp.coo_matrix(([1.0], ([0], [2])), shape=(3, 4)), path, "x", len(blob))  # small: fine
+    assert ok.shape == (3, 4) and ok[0, 2] == 1.0

@@ -232,3 +232,20 @@ def test_simulated_gather_refuses_without_simulator(table):
         pytest.skip("simulator enabled in this process")
     with pytest.raises(ConfigError, match="NUMBA_ENABLE_CUDASIM"):
         fs.gather_rows_simulated(table, [0])
+
+
+def test_memmap_read_ahead_policy(tmp_path):
+    """access= sets the mapping's madvise policy; gathers are the same under every policy."""
+    table = torch.randn(500, 7)
+    base = fs.MemMapStore.from_tensor(tmp_path / "t.gkf", table)
+    assert base.access == "random"
+    idx = torch.tensor([499, 0, 17, 17, 250])
+    for access in ("random", "normal", "sequential"):
+        store = fs.MemMapStore(tmp_path / "t.gkf", access=access)
+        assert torch.equal(store.gather(idx), table[idx])
+        if hasattr(__import__("mmap"), "MADV_RANDOM"):
+            assert fs._advise(store._mm, access) is True
+        store.close()
+    base.close()
+    with pytest.raises(ConfigError, match="access must be one of"):
+        fs.MemMapStore(tmp_path / "t.gkf", access="fast")

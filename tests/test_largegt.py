@@ -161,7 +161,8 @@ def test_minibatch_training_learns_and_records():
     rec = res.record
     assert rec["fingerprint"] == ds.fingerprint and rec["trainer"] == "minibatch" and rec["world_size"] == 1
     assert rec["feature_store"] == "InMemoryStore" and 1 <= rec["best_epoch"] <= 15
-    assert list(res.history.columns) == ["epoch", "train_loss", "val_loss", "val_acc", "sample_seconds", "seconds"]
+    assert list(res.history.columns) == ["epoch", "train_loss", "val_loss", "val_acc", "sample_seconds", "wait_seconds",
+                                       "seconds"]
     assert res.history["train_loss"].iloc[-1] < res.history["train_loss"].iloc[0]
 
 

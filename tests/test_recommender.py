@@ -437,20 +437,20 @@ def test_save_refuses_unencodable_ids_and_foreign_folders(tmp_path):
     ok.save(tmp_path / "again")
     ok.save(tmp_path / "again")  # replacing a previous save is fine
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [
-        "embeddings.safetensors", "interactions.safetensors", "metadata.json", "weights.safetensors"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "notes"]
+        "checksums.json", "embeddings.safetensors", "interactions.safetensors", "metadata.json", "weights.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".again.lock", "again", "notes"]  # the save's lock file
 
 
 def test_load_rejects_newer_format_and_tampered_files(tmp_path):
     rec = Recommender(epochs=0, validation=None).fit(pd.DataFrame({"user": [1, 2, 2], "item": [1, 2, 3]}))
     path = rec.save(tmp_path / "m")
     meta = json.loads((path / "metadata.json").read_text())
-    assert meta["format_version"] == 1 and meta["model"]["name"] == "lightgcn" and "torch" in meta["versions"]
+    assert meta["format_version"] == 2 and meta["model"]["name"] == "lightgcn" and "torch" in meta["versions"]
     meta["format_version"] = 99
     (path / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"format_version 99.*reads format_version 1"):
+    with pytest.raises(CheckpointError, match=r"format_version 99.*reads format_version 1, 2"):
         Recommender.load(path)
-    meta["format_version"] = 1
+    meta["format_version"] = 2
     (path / "metadata.json").write_text(json.dumps(meta))
     Recommender.load(path)
     with open(path / "embeddings.safetensors", "r+b") as fh:

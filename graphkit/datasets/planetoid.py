@@ -77,9 +77,32 @@ class PlanetoidRaw:
     sha256: Dict[str, str]
 
 
-def _dense(obj: Any, path: Path, what: str) -> np.ndarray:
+#: A sparse matrix is densified only when its dense size is at most this many bytes, or
+#: ``_DENSE_PER_FILE_BYTE`` times the size of the file that holds it, whichever is larger: a
+#: header can declare any shape, the file's size bounds what it can honestly describe.  (The
+#: real files: Cora's ``allx`` is 1,708 x 1,433 = 9.8 MB dense from a 0.3 MB file, PubMed's
+#: 18,217 x 500 = 36 MB from 4 MB.)
+_DENSE_FLOOR_BYTES = 256 << 20
+_DENSE_PER_FILE_BYTE = 1024
+
+
+def _dense(obj: Any, path: Path, what: str, file_bytes: Optional[int] = None) -> np.ndarray:
     """A 2-D float32 array from a pickled scipy.sparse matrix or numpy array."""
     if sp.issparse(obj):
+        shape = getattr(obj, "shape", None)
+        if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(d, (int, np.integer)) and d >= 0
+                                                                      for d in shape)):
+            raise DataFormatError(f"invalid sparse {what} matrix shape", path=path, expected="2 non-negative sizes",
+                                  got=shape)
+        dense_bytes = int(shape[0]) * int(shape[1]) * 4
+        size = file_bytes if file_bytes is not None else (path.stat().st_size if path.exists() else 0)
+        limit = max(_DENSE_FLOOR_BYTES, _DENSE_PER_FILE_BYTE * size)
+        if dense_bytes > limit:
+            raise DataFormatError(
+                f"the sparse {what} matrix declares shape {shape[0]:,} x {shape[1]:,} ({dense_bytes / 1e9:,.1f} GB "
+                f"dense), more than a {size:,}-byte file can describe (limit {limit / 1e9:,.2f} GB); "
+                "the file is corrupt or crafted", path=path, field="shape", expected=f"<= {limit:,} dense bytes",
+                got=dense_bytes)
         try:
             # Rebuild from the raw arrays and check them fully: a tampered index array
             # must not reach scipy's C routines.
@@ -138,14 +161,14 @@ def read_planetoid(name: str, paths: Mapping[str, PathLike]) -> PlanetoidRaw:
         except FileNotFoundError:
             raise DataNotFoundError(f"file not found: {p} (expected in folder {p.parent})") from None
         files[key], digests[key] = str(p), hashlib.sha256(data).hexdigest()
-        raw[part] = (_read_index(data, p) if part == "test.index" else restricted_loads(data, p), p)
+        raw[part] = (_read_index(data, p) if part == "test.index" else restricted_loads(data, p), p, len(data))
 
     def arr(part: str) -> np.ndarray:
-        return _dense(raw[part][0], raw[part][1], part)
+        return _dense(raw[part][0], raw[part][1], part, raw[part][2])
 
     x, y, tx, ty, allx, ally = (arr(k) for k in ("x", "y", "tx", "ty", "allx", "ally"))
-    test_order, test_path = raw["test.index"]
-    graph, graph_path = raw["graph"]
+    test_order, test_path, _ = raw["test.index"]
+    graph, graph_path, _ = raw["graph"]
 
     def fail(msg: str, path: Path, expected: Any = None, got: Any = None) -> DataFormatError:
         return DataFormatError(msg, path=path, expected=expected, got=got)

@@ -701,10 +701,13 @@ class Recommender:
         ie = self._item_emb
         dev = ie.device
         key = ("normed", dev)
-        if key not in self._cache:
-            self._cache[key] = torch.nn.functional.normalize(ie, dim=1, eps=1e-12)
-            self._cache[("normed_t", dev)] = self._cache[key].t().contiguous()
-        normed, normed_t = self._cache[key], self._cache[("normed_t", dev)]
+        # (issue 19 item 6) one cache entry set in one step: with two entries, a thread could find
+        # "normed" already cached but "normed_t" not yet (KeyError under concurrent first calls)
+        pair = self._cache.get(key)
+        if pair is None:
+            normed = torch.nn.functional.normalize(ie, dim=1, eps=1e-12)
+            pair = self._cache.setdefault(key, (normed, normed.t().contiguous()))
+        normed, normed_t = pair
         I = ie.shape[0]
         kk = min(k, I - 1)
         n = q.shape[0]

@@ -178,7 +178,7 @@ def _decode_scalar(obj: Any, what: str) -> Any:
             return _dt.datetime.fromisoformat(obj["value"])
         if kind == "date":
             return _dt.date.fromisoformat(obj["value"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # ArithmeticError: decimal.InvalidOperation
         raise CheckpointError(f"malformed {what} id {obj!r} in metadata.json ({exc})") from None
     raise CheckpointError(f"unknown id type tag {kind!r} for a {what} id in metadata.json")
 

@@ -19,10 +19,18 @@ from .result import FitResult
 def _resolve_model(model: Union[str, Type, Any]) -> Tuple[Type, Optional[Any]]:
     from ..models import get_model
 
+    import torch
+
     if isinstance(model, str):
         return get_model(model), None
     if isinstance(model, type):
+        if not issubclass(model, torch.nn.Module):
+            raise ConfigError(f"model must be a registered name, a model class or a built model; got the class "
+                              f"{model.__name__}, which is not a torch.nn.Module")
         return model, None
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model must be a registered name (e.g. 'lightgcn'), a model class or a built model; "
+                          f"got {model!r} ({type(model).__name__})")
     return type(model), model
 
 

@@ -74,7 +74,7 @@ SCHEDULERS = ("cosine", "step", "exponential", "plateau")
 #: Config fields that may change between a checkpoint and its resumption (they control
 #: how long and where a run goes, not what it computes).
 RESUMABLE_CHANGES = ("epochs", "max_time", "progress", "num_threads", "device", "checkpoint_dir", "checkpoint_every",
-                     "evaluate_test", "eval_memory_mb")
+                     "evaluate_test", "eval_memory_mb", "prefetch")
 
 
 def _is_int(v: Any) -> bool:
@@ -129,7 +129,14 @@ class EngineConfig:
     checkpoint_every: Optional[int] = None
 
     def validate_common(self) -> None:
-        """Raise :class:`ConfigError` for out-of-range values of the shared fields."""
+        """Raise :class:`ConfigError` for out-of-range values of the shared fields (and turn a
+        NumPy integer ``seed`` into a Python ``int``)."""
+        if not (_is_int(self.seed) and 0 <= self.seed < 2 ** 32):
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r} ({type(self.seed).__name__})")
+        self.seed = int(self.seed)
+        check_device(self.device)
+        if self.num_threads is not None and not (_is_int(self.num_threads) and self.num_threads > 0):
+            raise ConfigError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
         if not (isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
                 and self.lr > 0):
             raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
@@ -162,6 +169,30 @@ class EngineConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
         self.validate_common()
+
+
+def check_device(device: Any) -> None:
+    """Raise :class:`ConfigError` unless ``device`` is ``None`` or a device this torch can use.
+
+    Args:
+        device: ``None``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``, ...
+    """
+    if device is None:
+        return
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"device {device!r} is not a device name ({str(exc).splitlines()[0][:120]})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: this torch build ({torch.__version__}) has no usable CUDA "
+                              "(torch.cuda.is_available() is False); use device='cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    elif dev.type not in ("cpu", "mps", "xpu", "meta"):
+        raise ConfigError(f"device {device!r} is not supported (cpu or cuda)")
 
 
 def _describe(value: Any) -> Any:

@@ -152,7 +152,7 @@ def build_run(cls: Type, instance: Any, dataset: Any, hparams: Dict[str, Any], s
         train_kw["ks"] = tuple(train_kw["ks"])
     cfg = config_cls(**train_kw)
     cfg.validate()
-    seed_everything(seed)
+    seed_everything(cfg.seed)  # validated: a Python int in [0, 2**32)
     if instance is None:
         instance = make(**model_kw)
     elif model_kw:

@@ -48,6 +48,7 @@ from ..exceptions import ConfigError, TrainingError
 from ..sampling import shard_batches
 from .engine import EngineConfig, Trainer, TrainingTask
 from .node import NodeSelection, SELECT_CHOICES, check_node_data, row_normalize
+from .prefetch import Prefetcher, streams_for
 from .result import FitResult
 
 __all__ = ["MiniBatchTrainConfig", "MiniBatchTrainer", "MiniBatchNodeTask", "fit_minibatch", "init_distributed", "main"]
@@ -80,6 +81,10 @@ class MiniBatchTrainConfig(EngineConfig):
         resample: draw new samples every epoch (default False: one fixed draw, as LargeGT's
             authors precompute their sequences once).
         max_batches: cap on training batches per epoch (benchmarks; None = all).
+        prefetch: training batches prepared ahead (sampling on a CPU worker thread, feature
+            gather on a side CUDA stream: :class:`~graphkit.training.prefetch.Prefetcher`);
+            0 prepares each batch when it is needed.  The batches, and so the run, are the
+            same either way.
 
     ``max_time`` is checked at epoch ends (every rank must agree when to stop).
     Checkpointing (``checkpoint_dir``) and resume work in a single process; under
@@ -98,6 +103,7 @@ class MiniBatchTrainConfig(EngineConfig):
     store_path: Optional[str] = None
     resample: bool = False
     max_batches: Optional[int] = None
+    prefetch: int = 1
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
@@ -113,6 +119,8 @@ class MiniBatchTrainConfig(EngineConfig):
             raise ConfigError(f"feature_store must be one of {STORE_CHOICES}, got {self.feature_store!r}")
         if self.max_batches is not None and (not isinstance(self.max_batches, (int, np.integer)) or self.max_batches < 1):
             raise ConfigError(f"max_batches must be a positive integer, got {self.max_batches!r}")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, (int, np.integer)) or self.prefetch < 0:
+            raise ConfigError(f"prefetch must be an integer >= 0, got {self.prefetch!r}")
 
 
 # --------------------------------------------------------------------------- distributed helpers
@@ -169,7 +177,7 @@ class MiniBatchNodeTask(NodeSelection, TrainingTask):
     """
 
     name = "node"
-    history_columns = ["epoch", "train_loss", "val_loss", "val_acc", "sample_seconds", "seconds"]
+    history_columns = ["epoch", "train_loss", "val_loss", "val_acc", "sample_seconds", "wait_seconds", "seconds"]
     cut_epochs_on_time = False  # ranks agree on stopping at epoch ends only
 
     def __init__(self, dataset: Any, store: Any = None) -> None:
@@ -178,6 +186,8 @@ class MiniBatchNodeTask(NodeSelection, TrainingTask):
         self._own_store = store is None
         self.rank, self.world_size = _world()
         self._tmpdir: Any = None
+        self._prefetcher: Optional[Prefetcher] = None
+        self._prefetch_next: Optional[Tuple[int, int]] = None
 
     def check(self, model: Any, cfg: Any) -> None:
         for hook in ("feature_table", "make_sampler", "batch_args"):
@@ -273,7 +283,8 @@ class MiniBatchNodeTask(NodeSelection, TrainingTask):
         self.train_idx, self.val_idx, self.test_idx = (torch.as_tensor(i, dtype=torch.long).cpu()
                                                        for i in (ds.train_idx, ds.val_idx, ds.test_idx))
         self._epoch_batches: Tuple[int, List[Any]] = (0, [])
-        self.sample_seconds = 0.0
+        self.sample_seconds = self.wait_seconds = 0.0
+        self.streams = streams_for(dev)
 
     def param_groups(self, model: Any, weight_decay: float) -> Any:
         return model.parameter_groups(weight_decay)
@@ -284,25 +295,52 @@ class MiniBatchNodeTask(NodeSelection, TrainingTask):
             if self.cfg.max_batches is not None:
                 batches = batches[: self.cfg.max_batches]
             self._epoch_batches = (epoch, batches)
-            self.sample_seconds = 0.0
+            self.sample_seconds = self.wait_seconds = 0.0
         return self._epoch_batches[1]
 
     def num_batches(self) -> int:
         return len(self._train_batches(1))
 
-    def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
-        part, _, global_size = self._train_batches(epoch)[batch]
-        self.model.train()
-        ts = time.perf_counter()
+    def _prepare(self, batches: List[Any], epoch: int, batch: int) -> Tuple[torch.Tensor, int, tuple]:
+        """Batch ``batch`` of ``epoch``: its nodes, global size and model inputs (sampled tokens
+        gathered from the store, moved to the device) -- a pure function of (epoch, batch)."""
+        part, _, global_size = batches[batch]
         sampled = self.sampler.sample(part, epoch if self.cfg.resample else 0)
-        args = self.model.batch_args(self.store, sampled, part, self.device, epoch)
-        self.sample_seconds += time.perf_counter() - ts
+        return part, global_size, self.model.batch_args(self.store, sampled, part, self.device, epoch)
+
+    def _next_prepared(self, epoch: int, batch: int) -> Tuple[torch.Tensor, int, tuple]:
+        batches = self._train_batches(epoch)
+        if not self.cfg.prefetch:
+            t0 = time.perf_counter()
+            out = self._prepare(batches, epoch, batch)
+            self.sample_seconds += time.perf_counter() - t0
+            self.wait_seconds = self.sample_seconds  # nothing overlaps: the loop waits for all of it
+            return out
+        if self._prefetcher is None or self._prefetch_next != (epoch, batch):
+            self._close_prefetcher()
+            self._prefetcher = Prefetcher(lambda b: self._prepare(batches, epoch, b), range(batch, len(batches)),
+                                          depth=int(self.cfg.prefetch), streams=self.streams)
+        b, out = next(self._prefetcher)
+        self._prefetch_next = (epoch, b + 1)
+        self.sample_seconds = self._prefetcher.prepare_seconds
+        self.wait_seconds = self._prefetcher.wait_seconds
+        return out
+
+    def _close_prefetcher(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()  # waits for the worker: the sampler is not shared with evaluation
+            self._prefetcher, self._prefetch_next = None, None
+
+    def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
+        part, global_size, args = self._next_prepared(epoch, batch)
+        self.model.train()
         out = self.net(*args)
         ce = F.cross_entropy(out, self.dataset.y[part].to(out.device), reduction="sum")
         loss = ce * (self.world_size / global_size)
         return loss, float(ce.detach()), float(global_size)
 
     def reduce_epoch(self, loss_sum: float, count: float) -> Tuple[float, float]:
+        self._close_prefetcher()
         (loss_sum,) = _all_reduce_sum([loss_sum], self.reduce_device(self.device))
         return loss_sum, count
 
@@ -311,7 +349,10 @@ class MiniBatchNodeTask(NodeSelection, TrainingTask):
         return total / self.world_size >= max_time  # the mean over ranks: all ranks agree
 
     def row_extras(self) -> Dict[str, Any]:
-        return {"sample_seconds": self.sample_seconds}
+        return {"sample_seconds": self.sample_seconds, "wait_seconds": self.wait_seconds}
+
+    def teardown(self) -> None:
+        self._close_prefetcher()
 
     def has_validation(self) -> bool:
         return len(self.dataset.val_idx) > 0
