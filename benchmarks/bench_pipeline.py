@@ -52,6 +52,9 @@ from graphkit.graph import Graph  # noqa: E402
 from graphkit.models.base import NodeModel  # noqa: E402
 from graphkit.training.minibatch import MiniBatchTrainConfig, MiniBatchTrainer  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_zero_copy import host_available_bytes  # noqa: E402
+
 
 class UniformNeighbors:
     """``fanout`` neighbours per node, uniform with replacement, a pure function of (seed, epoch, nodes)."""
@@ -118,17 +121,6 @@ def build_table(n: int, feat: int, seed: int) -> torch.Tensor:
     for s in range(0, n, step):
         table[s:s + step].normal_(generator=g)
     return table
-
-
-def host_available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 40
 
 
 def run(name: str, ds: Any, model_kw: Dict[str, Any], store: Any, prefetch: int, args: Any, device: str,

@@ -214,6 +214,71 @@ def atomic_folder(path: PathLike) -> Iterator[Path]:
         _commit_folder(tmp, path, stale)
 
 
+def open_folder_snapshot(folder: PathLike, names: Sequence[str], what: str = "saved folder") -> Dict[str, Any]:
+    """Open ``names`` in ``folder`` (``None`` for a missing file), all from one and the same folder
+    even while :func:`atomic_folder` swaps it.
+
+    The files are opened relative to one open handle of the folder; when some are missing and the
+    folder was replaced in between, the opening is retried (briefly waiting out the instant of a
+    swap when the folder is absent).  Files in such folders are never changed in place, so what the
+    handles read is one consistent save.  The caller closes the handles.
+
+    Args:
+        folder: the folder.
+        names: file names inside it.
+        what: what the folder holds, for error messages (``"saved Recommender"``).
+
+    Raises:
+        CheckpointError: no such folder (naming a leftover of an interrupted save when there is
+            one), not a folder, or it cannot be opened.
+    """
+    import time
+
+    from .exceptions import CheckpointError
+
+    folder = Path(folder)
+    if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows: plain paths
+        return {n: (open(folder / n, "rb") if (folder / n).is_file() else None) for n in names}
+    out: Dict[str, Any] = {}
+    for attempt in range(50):
+        try:
+            dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:
+            left = [p for p in folder_leftovers(folder) if p.name.endswith(".old")]
+            if left and attempt < 49:  # between the two renames of a swap the folder is briefly absent
+                time.sleep(0.002)
+                continue
+            hint = f" (an interrupted save left the previous one in {left[0]})" if left else ""
+            raise CheckpointError(f"{folder}: no such folder; not a {what}{hint}") from None
+        except NotADirectoryError:
+            raise CheckpointError(f"{folder}: not a folder; not a {what}") from None
+        except OSError as exc:
+            raise CheckpointError(f"{folder}: cannot open ({exc})") from None
+        out = {}
+        try:
+            inode = os.fstat(dfd).st_ino
+            for name in names:
+                try:
+                    fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    out[name] = None
+                    continue
+                out[name] = os.fdopen(fd, "rb")
+        finally:
+            os.close(dfd)
+        if all(v is not None for v in out.values()):
+            return out
+        try:
+            if os.stat(folder).st_ino == inode:
+                return out  # really missing, not replaced meanwhile
+        except FileNotFoundError:
+            pass
+        for fh in out.values():
+            if fh is not None:
+                fh.close()
+    return out
+
+
 def _is_temporary_of(entry: str, names: Any) -> bool:
     """Whether ``entry`` is an :func:`atomic_write` temporary (``.<name>.<random>.tmp``) of one of ``names``."""
     m = re.fullmatch(r"\.(.+)\.[a-z0-9_]{8}\.tmp", entry)
@@ -371,6 +436,7 @@ def environment_record(device: Any = None) -> Dict[str, Any]:
 __all__ = [
     "data_dir",
     "atomic_write",
+    "open_folder_snapshot",
     "atomic_folder",
     "current_umask",
     "fsync_dir",

@@ -167,7 +167,7 @@ def test_leftovers_of_a_crash_are_recovered_by_the_next_save(tmp_path):
     (tmp_path / ".out.zzzz9999.tmp").mkdir()
     (tmp_path / ".out.zzzz9999.tmp" / "model.safetensors").write_bytes(b"partial")
     (tmp_path / ".out.zzzz9999.tmp" / ".record.json.k3j4h5g6.tmp").write_bytes(b"{")
-    with pytest.raises(CheckpointError, match=r"no such folder \(an interrupted save left the previous result in"):
+    with pytest.raises(CheckpointError, match=r"no such folder; not a saved FitResult \(an interrupted save left the previous one in"):
         FitResult.load(out)
     tagged_result(2).save(out)
     assert assert_consistent(FitResult.load(out)) == 2

@@ -29,8 +29,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterator, List, NoReturn, Optional, Tuple
@@ -40,7 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from ..exceptions import CheckpointError, ConfigError
-from ..utils import PathLike, atomic_folder, atomic_write, folder_leftovers, package_versions, sha256_file
+from ..utils import PathLike, atomic_folder, atomic_write, open_folder_snapshot, package_versions, sha256_file
 from ._ids import _decode_ids, _encode_ids, _listing
 
 #: Version of the folder layout written by :meth:`Recommender.save`.
@@ -192,49 +190,8 @@ def _parse_json(data: bytes, file: Path) -> Dict[str, Any]:
 
 
 def _open_snapshot(folder: Path, names: Tuple[str, ...]) -> Dict[str, Optional[BinaryIO]]:
-    """Open ``names`` in ``folder`` (``None`` for a missing file), all from one and the same
-    folder even while a :meth:`Recommender.save` swaps it: the files are opened relative to one
-    handle of the folder (and reopened when the folder was replaced in between).  Files are
-    never changed in place, so what the open handles read stays one consistent save."""
-    if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows
-        return {n: (open(folder / n, "rb") if (folder / n).is_file() else None) for n in names}
-    out: Dict[str, Optional[BinaryIO]] = {}
-    for attempt in range(50):
-        try:
-            dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except FileNotFoundError:
-            # between the two renames of a save's swap the folder is briefly absent
-            if attempt < 49 and any(p.name.endswith(".old") for p in folder_leftovers(folder)):
-                time.sleep(0.002)
-                continue
-            raise CheckpointError(f"{folder} is not a saved Recommender (no {METADATA_FILE})") from None
-        except NotADirectoryError:
-            raise CheckpointError(f"{folder} is not a saved Recommender (not a folder)") from None
-        except OSError as exc:
-            raise CheckpointError(f"{folder}: cannot open ({exc})") from None
-        out = {}
-        try:
-            inode = os.fstat(dfd).st_ino
-            for name in names:
-                try:
-                    fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                    out[name] = None
-                    continue
-                out[name] = os.fdopen(fd, "rb")
-        finally:
-            os.close(dfd)
-        if all(v is not None for v in out.values()):
-            return out
-        try:
-            if os.stat(folder).st_ino == inode:
-                return out  # really missing, not replaced meanwhile
-        except FileNotFoundError:
-            pass
-        for fh in out.values():
-            if fh is not None:
-                fh.close()
-    return out
+    """Open ``names`` from one and the same save (:func:`graphkit.utils.open_folder_snapshot`)."""
+    return open_folder_snapshot(folder, names, f"saved Recommender (no {METADATA_FILE})")
 
 
 def _sha256_handle(fh: BinaryIO) -> str:

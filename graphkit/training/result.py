@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 
 from ..exceptions import CheckpointError
-from ..utils import PathLike, atomic_folder, atomic_write, folder_leftovers, sha256_file
+from ..utils import PathLike, atomic_folder, atomic_write, open_folder_snapshot, sha256_file
 
 #: Version of the folder layout written by :meth:`FitResult.save` (1: no ``checksums.json``).
 FORMAT_VERSION = 2
@@ -121,45 +120,14 @@ def resolve_model_class(name: Any, where: str = "record.json") -> Type:
 
 def _read_files(folder: Path, names: List[str]) -> Dict[str, Optional[bytes]]:
     """The bytes of ``names`` in ``folder`` (``None`` for a missing file), all from one and the
-    same folder even while :meth:`FitResult.save` replaces it: the files are opened relative
-    to one open handle of the folder, and the read is retried if the folder was swapped
-    and deleted underneath."""
-    for _ in range(20):
-        try:
-            dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except FileNotFoundError:
-            hint = ""
-            left = [p.name for p in folder_leftovers(folder) if p.name.endswith(".old")]
-            if left:
-                hint = f" (an interrupted save left the previous result in {folder.parent / left[0]})"
-            raise CheckpointError(f"{folder}: no such folder{hint}") from None
-        except NotADirectoryError:
-            raise CheckpointError(f"{folder}: not a folder") from None
-        except OSError as exc:
-            if os.name == "nt":  # pragma: no cover - folders cannot be opened: plain paths
-                return {n: (folder / n).read_bytes() if (folder / n).is_file() else None for n in names}
-            raise CheckpointError(f"{folder}: cannot open ({exc})") from None
-        try:
-            inode = os.fstat(dfd).st_ino
-            out: Dict[str, Optional[bytes]] = {}
-            for name in names:
-                try:
-                    fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
-                except FileNotFoundError:
-                    out[name] = None
-                    continue
-                with os.fdopen(fd, "rb") as fh:
-                    out[name] = fh.read()
-        finally:
-            os.close(dfd)
-        if all(v is not None for v in out.values()):
-            return out
-        try:
-            if os.stat(folder).st_ino == inode:
-                return out  # really missing, not replaced meanwhile
-        except FileNotFoundError:
-            pass
-    return out
+    same save (:func:`graphkit.utils.open_folder_snapshot`)."""
+    handles = open_folder_snapshot(folder, names, "saved FitResult")
+    try:
+        return {n: (fh.read() if fh is not None else None) for n, fh in handles.items()}
+    finally:
+        for fh in handles.values():
+            if fh is not None:
+                fh.close()
 
 
 @dataclass
