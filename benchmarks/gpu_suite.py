@@ -5,20 +5,20 @@ traceback and the suite goes on):
 
 ``env``              torch / CUDA / GPU name, numba-cuda availability.
 ``lightgcn-gowalla`` LightGCN, ``preset="fast"``, on gowalla with a wall-clock budget
-                     (``--gowalla-budget``, 120 s in the full suite; the issue-16 goal is test
+                     (``--gowalla-budget``, 90 s in the full suite; the issue-16 goal is test
                      recall@20 >= 0.1830 within 8 minutes, a call of its own:
                      ``--only lightgcn-gowalla --gowalla-budget 460``).
-``lightgcn-ml1m``    the same recipe on ml-1m (``--ml1m-budget``, 45 s).
-``ultragcn-ml1m``    UltraGCN, paper preset, on ml-1m (``--ultragcn-budget``, 60 s).
+``lightgcn-ml1m``    the same recipe on ml-1m (``--ml1m-budget``, 30 s).
+``ultragcn-ml1m``    UltraGCN, paper preset, on ml-1m (``--ultragcn-budget``, 45 s).
 ``zero-copy``        ``benchmarks/bench_zero_copy.py``: zero-copy GB/s vs pinned ``index_select`` +
                      copy vs a plain pinned H2D copy, tables of 10 and 40 GB, rows of 128, 512 and
                      4096 B, 1e5 and 1e6 random rows (issue 18: zero-copy >= 2x the CPU gather and
-                     >= 80% of the pinned H2D bandwidth for rows >= 512 B); subprocess, 110 s.
+                     >= 80% of the pinned H2D bandwidth for rows >= 512 B); subprocess, 100 s.
 ``pipeline``         ``benchmarks/bench_pipeline.py``: GraphSAGE-style mini-batch training on a
-                     synthetic graph whose feature table exceeds the GPU's memory (1.1x, as host
+                     synthetic graph whose feature table exceeds the GPU's memory (1.05x, as host
                      memory allows): epoch time of CPU gather vs zero-copy, synchronous vs the
                      asynchronous pipeline (``prefetch=1``), and the share of the gather it hides
-                     (target >= 80%); subprocess, 150 s.
+                     (target >= 80%); subprocess, 200 s.
 
 Every training section prints its validation curve (validation recall@20 against wall-clock
 seconds from the ``fit`` call, model preparation included) and the test recall@20 / ndcg@20 of
@@ -35,7 +35,7 @@ folder of the checkout and carry it::
 
 ``GRAPHKIT_DATA`` defaults to ``.devdata`` when that folder exists.
 
-Modes: ``--quick`` (budgets 45 / 15 / 15 s, a 1 GB zero-copy table, a 4 GB pipeline table:
+Modes: ``--quick`` (budgets 30 / 15 / 15 s, a 1 GB zero-copy table, a 4 GB pipeline table:
 about 3 minutes) and ``--dry-run`` (CPU, 3-second budgets, no zero-copy, a 0.2 GB pipeline
 table: checks the plumbing on a machine without a GPU in about a minute).
 """
@@ -122,7 +122,7 @@ def zero_copy_section(quick: bool) -> Dict[str, Any]:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_zero_copy.py"), "--table-gb", "1" if quick else "10,40",
            "--row-bytes", "128,512" if quick else "128,512,4096",
            "--batch-rows", "100000" if quick else "100000,1000000", "--repeats", "3"]
-    return _subprocess_section(cmd, 110.0)
+    return _subprocess_section(cmd, 100.0)
 
 
 def pipeline_section(mode: str, threads: int) -> Dict[str, Any]:
@@ -131,7 +131,7 @@ def pipeline_section(mode: str, threads: int) -> Dict[str, Any]:
     import torch
 
     if mode == "full" and torch.cuda.is_available():
-        table_gb = 1.1 * torch.cuda.get_device_properties(0).total_memory / 1e9
+        table_gb = 1.05 * torch.cuda.get_device_properties(0).total_memory / 1e9
         extra = ["--batches", "60", "--epochs", "2"]
     elif mode == "quick":
         table_gb, extra = 4.0, ["--batches", "20", "--epochs", "2"]
@@ -140,7 +140,7 @@ def pipeline_section(mode: str, threads: int) -> Dict[str, Any]:
     path = os.path.join(tempfile.mkdtemp(prefix="gk-pipeline-"), "pipeline.json")
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--table-gb", f"{table_gb:.1f}",
            "--json", path, "--threads", str(threads), *extra]
-    return _subprocess_section(cmd, 150.0, path)
+    return _subprocess_section(cmd, 200.0, path)
 
 
 def main() -> int:
@@ -148,9 +148,9 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=None)
     ap.add_argument("--quick", action="store_true", help="short budgets (about 3 minutes in all)")
     ap.add_argument("--dry-run", action="store_true", help="CPU, 3-second budgets, no zero-copy")
-    ap.add_argument("--gowalla-budget", type=float, default=120.0)
-    ap.add_argument("--ml1m-budget", type=float, default=45.0)
-    ap.add_argument("--ultragcn-budget", type=float, default=60.0)
+    ap.add_argument("--gowalla-budget", type=float, default=90.0)
+    ap.add_argument("--ml1m-budget", type=float, default=30.0)
+    ap.add_argument("--ultragcn-budget", type=float, default=45.0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--json", default=None, help="where to write the figures (default $OUT/gpu_suite.json)")
     args = ap.parse_args()
@@ -164,7 +164,7 @@ def main() -> int:
     if args.dry_run:
         budgets = {"gowalla": 3.0, "ml1m": 3.0, "ultragcn": 3.0}
     elif args.quick:
-        budgets = {"gowalla": 45.0, "ml1m": 15.0, "ultragcn": 15.0}
+        budgets = {"gowalla": 30.0, "ml1m": 15.0, "ultragcn": 15.0}
     else:
         budgets = {"gowalla": args.gowalla_budget, "ml1m": args.ml1m_budget, "ultragcn": args.ultragcn_budget}
     threads = args.threads or torch.get_num_threads()
@@ -181,7 +181,7 @@ def main() -> int:
                                "GRAPHKIT_DATA": os.environ.get("GRAPHKIT_DATA")}
     plan = {"env": "versions, GPU", "lightgcn-gowalla": f"{budgets['gowalla']:g} s budget",
             "lightgcn-ml1m": f"{budgets['ml1m']:g} s budget", "ultragcn-ml1m": f"{budgets['ultragcn']:g} s budget",
-            "zero-copy": "subprocess, <= 110 s", "pipeline": "subprocess, <= 150 s"}
+            "zero-copy": "subprocess, <= 100 s", "pipeline": "subprocess, <= 200 s"}
     print(f"gpu_suite ({results['mode']}, device {device}): " + "; ".join(f"{n} ({plan[n]})" for n in only), flush=True)
     t_suite = time.perf_counter()
     for name in only:
