@@ -406,6 +406,11 @@ def fit_cmd(model: Optional[str], dataset: Optional[str], data_dir: Optional[str
         raise ConfigError("no MODEL given: pass it as the argument, or as 'model' in --config (or use --from)")
     if not opts.get("dataset"):
         raise ConfigError("no dataset given: pass --dataset, or 'dataset' in --config (or use --from)")
+    for key, flag in (("seed", "--seed"), ("preset", "--preset"), ("data_dir", "--data-dir"), ("resume", "--resume"),
+                      ("model", "MODEL"), ("dataset", "--dataset"), ("callbacks", None)):
+        if key in hparams:
+            hint = f"; use {flag}" if flag else ""
+            raise ConfigError(f"{key} is not a hyper-parameter (--set {key}=... / hparams: {key}){hint}")
     out, resume = opts.get("out"), bool(opts.get("resume"))
     if resume and out and not hparams.get("checkpoint_dir"):
         hparams["checkpoint_dir"] = str(Path(out) / "checkpoints")
@@ -519,6 +524,14 @@ def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Option
     from .tuning import tune
 
     fixed = parse_assignments(assignments)
+    own = {"max_time": "--max-time", "n_trials": "--n-trials", "storage": "--storage", "study_name": "--study-name",
+           "metric": "--metric", "seed": "--seed (sampler) or --trial-seed (training)", "trial_seed": "--trial-seed",
+           "trial_max_time": "--trial-max-time", "preset": "--preset", "data_dir": "--data-dir", "space": None,
+           "warmup_evaluations": None, "model": None, "dataset": "--dataset"}
+    for key in fixed:
+        if key in own:
+            hint = f"; use {own[key]}" if own[key] else ""
+            raise ConfigError(f"--set {key}=... is an option of the search itself, not a trial hyper-parameter{hint}")
     if threads is not None:
         fixed["num_threads"] = threads
     res = tune(model, dataset, data_dir=data_dir, max_time=max_time, n_trials=n_trials, storage=storage,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
-from .exceptions import ConfigError, TrainingError
+from .exceptions import ConfigError, GraphkitError
 from .training.result import FitResult
 
 __all__ = ["tune", "TuneResult", "search_space"]
@@ -199,7 +199,11 @@ def tune(
     t_end = None if max_time is None else time.monotonic() + float(max_time)
     best: Dict[str, Any] = {"value": -math.inf, "result": None}
     ks = fixed.pop("ks", None)
+    if ks is not None and (isinstance(ks, (str, bytes)) or not isinstance(ks, (list, tuple))):
+        raise ConfigError(f"ks must be a list of positive integers (cut-offs), got {ks!r}")
     ks = tuple(ks) if ks is not None else (int(metric.partition("@")[2] or 20),)
+
+    errors: list = []
 
     def objective(trial: Any) -> float:
         params = {k: _suggest(trial, k, spec) for k, spec in space.items()}
@@ -213,7 +217,16 @@ def tune(
         if budget is not None:
             hp["max_time"] = budget
         t0 = time.perf_counter()
-        res = fit(cls, ds, preset=preset, seed=trial_seed, callbacks=[_Pruning(trial, metric)], **hp)
+        try:
+            res = fit(cls, ds, preset=preset, seed=trial_seed, callbacks=[_Pruning(trial, metric)], **hp)
+        except GraphkitError as exc:
+            # a failed trial is recorded (NaN value, the error as a user attribute), never logged by
+            # Optuna with a traceback; a configuration error would fail every trial: stop the study
+            errors.append(exc)
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, ConfigError):
+                trial.study.stop()
+            return float("nan")
         value = float(res.record["best_valid"])
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         trial.set_user_attr("best_epoch", res.record["best_epoch"])
@@ -226,9 +239,11 @@ def tune(
     if remaining != 0 and (t_end is None or t_end > time.monotonic()):
         study.optimize(objective, n_trials=remaining,
                        timeout=None if t_end is None else max(1.0, t_end - time.monotonic()),
-                       catch=(TrainingError,), gc_after_trial=False)
+                       gc_after_trial=False)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
+        if errors:
+            raise errors[0]
         raise ConfigError("no trial finished inside the budget; raise max_time or n_trials")
     best_trial = study.best_trial
     result = best["result"] if best.get("params") == best_trial.params else None

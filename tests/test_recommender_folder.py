@@ -220,7 +220,7 @@ META_CASES = {
     # built on the meta device first: 10**9 x (U + I) floats are never allocated
     "absurd-width": (lambda m: (_set(("model", "hparams", "embedding_dim"), 10 ** 9)(m),
                                 _set(("params", "embedding_dim"), 10 ** 9)(m)),
-                     "weights.safetensors", "embedding.weight", "1000000000)"),
+                     "metadata.json", "model.hparams", "embedding_dim must be at most"),
     "params-disagree": (_set(("params", "embedding_dim"), 16), "metadata.json", "params", "embedding_dim"),
     "bad-device": (_set(("params", "device"), "gpu"), "metadata.json", "params", "device"),
     "unknown-param": (_set(("params", "epochz"), 3), "metadata.json", "params", "epochz"),

@@ -25,7 +25,7 @@ def check_ratio(name: str, value: float, *, allow_one: bool = False) -> float:
     """Validate a split ratio in ``[0, 1)`` (``[0, 1]`` when ``allow_one``); raise ConfigError."""
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}") from None
     hi_ok = v <= 1.0 if allow_one else v < 1.0
     if not (v >= 0.0 and hi_ok):

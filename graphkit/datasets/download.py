@@ -28,7 +28,9 @@ import contextlib
 import hashlib
 import http.client
 import os
+import shutil
 import stat
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -325,7 +327,10 @@ def ensure_files(
 
     Present files are used as they are (not re-hashed; see :func:`verify`).  Missing
     ones are downloaded into the data folder, or into :func:`cache_dir` when the data
-    folder is read-only.
+    folder is read-only.  A dataset folder that does not exist yet is created only when a
+    verified file is moved into it (the download is staged in a temporary folder), so a
+    failed download leaves no folder and no lock file behind; concurrent calls still fetch
+    each file once (see :func:`_fetch_into`).
 
     Args:
         manifest: the dataset manifest.
@@ -361,12 +366,8 @@ def ensure_files(
         reason = "graphkit has no download URL for them"
     if reason is None:
         for n in missing:
-            spec = manifest.file(n)
             try:
-                found[n] = download_file(
-                    spec.urls, target / n, sha256=spec.sha256, md5=spec.md5, size=spec.bytes,
-                    timeout=timeout, progress=progress,
-                )
+                found[n] = _fetch_into(manifest.file(n), target / n, timeout=timeout, progress=progress)
             except DataNotFoundError as exc:
                 failures.append(str(exc))
         if not failures:
@@ -374,6 +375,65 @@ def ensure_files(
         missing = [n for n, p in found.items() if p is None]
         reason = "the download failed"
     raise DataNotFoundError(_missing_message(manifest, primary, missing, reason, failures))
+
+
+def _staging_lock(dest: Path) -> Path:
+    """The lock that serialises :func:`ensure_files` downloads of ``dest`` on this machine: a
+    file in the system temporary folder named after ``dest``'s absolute path (and the user),
+    so it exists before ``dest``'s folder does."""
+    key = hashlib.sha256(str(dest.absolute()).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"graphkit-{uid}-download-{key}.lock"
+
+
+@contextlib.contextmanager
+def _lock_if_possible(path: Path) -> Iterator[None]:
+    """:func:`file_lock` on ``path``, or no lock when it cannot be created (read-only temp)."""
+    try:
+        lock = filelock.FileLock(str(path), thread_local=False)
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fetch_into(spec: FileSpec, dest: Path, *, timeout: float, progress: bool) -> Path:
+    """Download ``spec`` to ``dest`` for :func:`ensure_files`.
+
+    A folder that does not exist yet is created only once a verified file can be moved into
+    it: the download is staged in a private temporary folder, so a failed or mismatching
+    download leaves no folder and no lock file in the data folder.  Downloads of the same
+    ``dest`` are serialised by :func:`_staging_lock` (and, once the folder exists, by
+    ``<dest>.lock`` as in :func:`download_file`): a process that waited finds the finished
+    file, and the file is fetched once.
+    """
+    fetch = dict(sha256=spec.sha256, md5=spec.md5, size=spec.bytes, timeout=timeout, progress=progress)
+    with _lock_if_possible(_staging_lock(dest)):
+        if dest.parent.is_dir():
+            return download_file(spec.urls, dest, **fetch)
+        with tempfile.TemporaryDirectory(prefix="graphkit-download-") as tmp:
+            staged = download_file(spec.urls, Path(tmp) / dest.name, **fetch)
+            return _install(staged, dest, spec)
+
+
+def _install(staged: Path, dest: Path, spec: FileSpec) -> Path:
+    """Move a verified staged download to ``dest``, creating its folder now, under ``dest``'s
+    lock (a copy another process finished meanwhile is kept); atomic, copying when the
+    temporary folder is on another filesystem."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest.with_name(dest.name + ".lock")):
+        if dest.is_file() and (spec.sha256 or spec.md5) and file_checksum_ok(dest, spec):
+            return dest
+        try:
+            os.replace(staged, dest)
+        except OSError:
+            with atomic_write(dest, "wb") as out, open(staged, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    return dest
 
 
 def _missing_message(

@@ -61,10 +61,55 @@ def _factorize_ids(values: Any, column: str) -> Tuple[np.ndarray, np.ndarray]:
                               expected="hashable ids (str, int, tuple, ...)", got=f"{type(exc).__name__}: {exc}") from None
 
 
-def _time_codes(values: Any, column: str) -> np.ndarray:
-    """Dense ranks (0, 1, ...) of the timestamps, ties sharing a rank."""
+def _check_time_types(values: Any, column: str) -> None:
+    """Raise :class:`DataFormatError` when the timestamps mix types that cannot be compared.
+
+    pandas sorts a column holding, say, ints and strs without complaint (numbers first),
+    which would silently order every int timestamp before every str one.  Python's own
+    rule decides instead: two types are compatible when their values compare (int, float,
+    bool and ``Decimal`` do; int and str, ``date`` and ``datetime`` do not).  Only an
+    object column whose inferred type is mixed (or ``date``) is inspected, one value per
+    type; numeric, datetime64 and all-str columns cost nothing.
+
+    Args:
+        values: the time column (a ``pandas.Series``, an array or a list).
+        column: its name, for the message.
+    """
     import pandas as pd
 
+    arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
+    # "date" covers date mixed with datetime (a subclass of date that does not compare with it)
+    if arr.dtype != object or pd.api.types.infer_dtype(arr, skipna=True) not in ("mixed", "mixed-integer", "date"):
+        return
+    index = getattr(values, "index", None)
+    first_of: Dict[type, int] = {}
+    for pos, value in enumerate(arr):
+        kind = type(value)
+        if kind in first_of:
+            continue
+        for other, at in first_of.items():
+            try:
+                arr[at] < value, value < arr[at]  # noqa: B015 - raises for incomparable types
+            except Exception:  # noqa: BLE001 - TypeError mostly; anything that cannot be ordered
+                label = f" (index label {index[pos]!r})" if index is not None else ""
+                raise DataFormatError(
+                    f"timestamps of different types cannot be compared: row {pos}{label} holds "
+                    f"{kind.__name__} {value!r}, but row {at} holds {other.__name__} {arr[at]!r}",
+                    field=column, expected="timestamps of one comparable type (numbers, datetimes or strings)",
+                    got=f"{other.__name__} and {kind.__name__}",
+                ) from None
+        first_of[kind] = pos
+
+
+def _time_codes(values: Any, column: str) -> np.ndarray:
+    """Dense ranks (0, 1, ...) of the timestamps, ties sharing a rank.
+
+    Raises:
+        DataFormatError: timestamps of types that cannot be compared (:func:`_check_time_types`).
+    """
+    import pandas as pd
+
+    _check_time_types(values, column)
     try:
         codes, _ = pd.factorize(values, sort=True)
     except TypeError as exc:
@@ -129,8 +174,9 @@ def from_interactions(
         and ``meta`` recording the split parameters.
 
     Raises:
-        DataFormatError: not a DataFrame, empty, a missing column (named), or NaN ids
-            or timestamps (column and first row named).
+        DataFormatError: not a DataFrame, empty, a missing column (named), NaN ids or
+            timestamps, or timestamps of types that cannot be compared such as ints mixed
+            with strs (column and first row named).
         ConfigError: unknown ``split``, bad ratios or seed, or a time-based split
             without ``time_col``.
     """

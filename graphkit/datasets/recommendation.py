@@ -18,6 +18,27 @@ with the largest keys are held out.  The split therefore depends only on the set
 pairs, the ratio and the seed, not on the file's line or item order, and is identical
 on every machine.
 ``full_train`` (= ``train`` + ``valid``) is the official train file.
+
+Truncated files: a file cut short (an interrupted copy or download) usually still
+parses.  A file whose last byte is not a newline may be a complete file saved by an
+editor that does not add one, or a cut one, so the missing newline alone proves
+nothing; :func:`read_lightgcn_file` warns (``UserWarning`` naming the file and its last
+line) only when, in addition, the last line itself looks cut:
+
+* it holds a user id and no items (the cut fell inside or right after the user id), or
+* every other line lists its items in strictly increasing order (gowalla, yelp2018,
+  amazon-book and files written that way) and the last line ends with an item not
+  larger than the one before it (the cut fell inside that number: ``... 1203 1271``
+  cut to ``... 1203 12``).
+
+It is a warning, not a :class:`~graphkit.exceptions.DataFormatError`: the file may be
+intact (a last user with no items, one unsorted line), and an error would leave no way
+to load it.  A cut inside the last number of a file whose lines are not sorted (ml-1m)
+cannot be told from a complete file and loads silently.  For the named datasets a cut
+file also fails its sha256 (:func:`graphkit.datasets.verify`) and, when the counts
+change, the reference-count check of :func:`load_lightgcn_folder`, whose warning then
+names the file that does not end with a newline.  The official files all end with a
+newline, so they never trigger the check.
 """
 from __future__ import annotations
 
@@ -25,7 +46,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -196,6 +217,9 @@ class LightGCNFile:
         items: item id of every interaction (int64, file order).
         line_users: the user id of every non-blank line, including users without items.
         sha256: sha256 of the file's bytes.
+        ends_with_newline: whether the file is empty or its last byte is a newline
+            (``False`` for a file cut short, and for files saved without a final newline).
+        last_line: the 1-based number of the file's last line.
     """
 
     path: Path
@@ -203,6 +227,8 @@ class LightGCNFile:
     items: np.ndarray
     line_users: np.ndarray
     sha256: str
+    ends_with_newline: bool = True
+    last_line: int = 0
 
 
 def _parse_fast(data: bytes) -> Optional[np.ndarray]:
@@ -277,6 +303,10 @@ def read_lightgcn_file(path: PathLike) -> LightGCNFile:
         DataNotFoundError: the file does not exist.
         DataFormatError: a token is not a non-negative integer (or exceeds :data:`MAX_ID`);
             the error carries ``path``, 1-based ``line``, ``field``, ``expected`` and ``got``.
+
+    Warns:
+        UserWarning: the file does not end with a newline and its last line looks cut
+            (module docstring: "Truncated files").
     """
     p = Path(path)
     try:
@@ -298,7 +328,42 @@ def read_lightgcn_file(path: PathLike) -> LightGCNFile:
     item_mask[first] = False
     items = vals[item_mask]
     users: np.ndarray = np.repeat(line_users, counts)
-    return LightGCNFile(p, users, items, line_users, hashlib.sha256(data).hexdigest())
+    complete = not data or data.endswith(b"\n")
+    last_line = data.count(b"\n") + 1
+    if not complete:
+        reason = _cut_evidence(vals, seps, item_mask)
+        if reason is not None:
+            warnings.warn(
+                f"{p}: line {last_line}: the file does not end with a newline and {reason}; it looks cut "
+                "off (an interrupted copy or download?): check the file, or end it with a newline if it is complete",
+                UserWarning, stacklevel=2,
+            )
+    return LightGCNFile(p, users, items, line_users, hashlib.sha256(data).hexdigest(), complete, last_line)
+
+
+def _cut_evidence(vals: np.ndarray, seps: np.ndarray, item_mask: np.ndarray) -> Optional[str]:
+    """Why the last line of a file without a final newline looks cut, or ``None``.
+
+    ``vals``/``seps``/``item_mask`` are :func:`read_lightgcn_file`'s parsed numbers, the
+    positions of the line sentinels and the mask of the item positions.
+    """
+    start = int(seps[-2]) + 1  # first position of the last line
+    last = vals[start:int(seps[-1])]
+    if last.size == 0:
+        return None  # trailing blanks after the last newline: nothing was cut
+    if last.size == 1:
+        return f"its last line holds user id {int(last[0])} and no items"
+    if last.size < 3:
+        return None  # a single item: no order to compare with
+    # adjacent item pairs (same line: sentinels and user ids break the runs) before the last line
+    pairs = item_mask[1:start] & item_mask[:start - 1]
+    if not pairs.any():
+        return None
+    increasing = bool(np.all(vals[1:start][pairs] > vals[:start - 1][pairs]))
+    if increasing and last[-1] <= last[-2]:
+        return (f"every other line lists its items in increasing order, but this one ends with item "
+                f"{int(last[-1])} after {int(last[-2])}")
+    return None
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -434,7 +499,7 @@ def load_lightgcn_folder(
         meta["duplicate_pairs"][valid_f.path.name] = int(valid_f.users.size - valid.nnz)
     if manifest is not None:
         meta["manifest"] = manifest.name
-        _check_reference_counts(manifest, num_users, num_items, full_train.nnz, test.nnz)
+        _check_reference_counts(manifest, num_users, num_items, full_train.nnz, test.nnz, parsed)
     return RecDataset(
         name=name,
         num_users=num_users,
@@ -454,14 +519,19 @@ def _union_pairs(a: sp.csr_matrix, b: sp.csr_matrix) -> Tuple[np.ndarray, np.nda
     return np.concatenate([ua, ub]), np.concatenate([ia, ib])
 
 
-def _check_reference_counts(manifest: Manifest, users: int, items: int, train: int, test: int) -> None:
+def _check_reference_counts(
+    manifest: Manifest, users: int, items: int, train: int, test: int, files: Sequence[LightGCNFile] = ()
+) -> None:
     expected = manifest.counts
     got = {"users": users, "items": items, "train": train, "test": test}
     diff = {k: (expected[k], v) for k, v in got.items() if k in expected and expected[k] != v}
     if diff:
         detail = ", ".join(f"{k}: expected {e:,}, got {g:,}" for k, (e, g) in diff.items())
+        cut = [f"{f.path} (line {f.last_line})" for f in files if not f.ends_with_newline]
+        hint = (f"; {', '.join(cut)} {'does' if len(cut) == 1 else 'do'} not end with a newline: "
+                "probably cut off" if cut else "")
         warnings.warn(
-            f"dataset {manifest.name!r} does not match its reference counts ({detail}); "
+            f"dataset {manifest.name!r} does not match its reference counts ({detail}){hint}; "
             f"the files may differ from the official ones: check them with graphkit.datasets.verify({manifest.name!r})",
             stacklevel=3,
         )

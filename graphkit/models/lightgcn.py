@@ -154,9 +154,13 @@ class LightGCN(RecommenderModel):
         init: str = "normal",
     ) -> None:
         super().__init__(num_users, num_items)
-        for name, value, least in (("embedding_dim", embedding_dim, 1), ("num_layers", num_layers, 0)):
+        for name, value, most in (("embedding_dim", embedding_dim, 1 << 16), ("num_layers", num_layers, 64)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):  # 8.5 must not become 8
                 raise ConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+            if value > most:
+                raise ConfigError(f"{name} must be at most {most:,}, got {value!r}")
+        if isinstance(reg_weight, bool) or not isinstance(reg_weight, Real):
+            raise ConfigError(f"reg_weight must be a finite non-negative number, got {reg_weight!r}")
         if embedding_dim <= 0:
             raise ConfigError(f"embedding_dim must be positive, got {embedding_dim}")
         if num_layers < 0:

@@ -229,7 +229,11 @@ class Recommender:
         from ..models import RecommenderModel, get_model
 
         if isinstance(self.model, str):
-            return get_model(self.model)
+            cls = get_model(self.model)
+            if not (isinstance(cls, type) and issubclass(cls, RecommenderModel)):
+                raise ConfigError(f"model {self.model!r} is a {getattr(cls, 'task', 'non-recommendation')} model; "
+                                  "Recommender needs a recommendation model (e.g. 'lightgcn', 'ultragcn', 'als')")
+            return cls
         if isinstance(self.model, type) and issubclass(self.model, RecommenderModel):
             return self.model
         raise ConfigError(
@@ -259,11 +263,9 @@ class Recommender:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError):
-                raise ConfigError(
-                    f"device must be a torch device string such as 'cpu' or 'cuda', got {self.device!r}") from None
+            from ..training.engine import check_device
+
+            check_device(self.device)
         self._split_hparams(self._model_class(), dict(self.hparams))
 
     @staticmethod
@@ -360,7 +362,7 @@ class Recommender:
         merged.update(self.hparams)
         model_kw, train_kw = self._split_hparams(cls, merged)
         if "ks" in train_kw:
-            train_kw["ks"] = tuple(train_kw["ks"])
+            pass  # validated (and made a tuple) by RecTrainConfig.validate
         elif I < 20 and "select_metric" not in train_kw:  # the default recall@20 needs >= 20 items
             train_kw["ks"], train_kw["select_metric"] = (I,), f"recall@{I}"
         epochs = train_kw.get("epochs", RecTrainConfig.epochs)

@@ -31,10 +31,14 @@ def _check_k(k: Any, name: str = "k") -> int:
 
 
 def _check_budget(memory_budget_mb: Any) -> float:
+    try:  # an int beyond float range (10**400) is no budget either
+        value = float(memory_budget_mb)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
     if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(memory_budget_mb)) or memory_budget_mb <= 0:
-        raise ConfigError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
-    return float(memory_budget_mb)
+            or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"memory_budget_mb must be a positive finite number, got {memory_budget_mb!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------- reading interactions
@@ -125,9 +129,11 @@ def _raw_rows(data: Any, user_col: str, item_col: str, weight_col: Optional[str]
 def _read_pairs(data: Any, user_col: str, item_col: str, weight_col: Optional[str], time_col: Optional[str],
                 duplicates: str) -> _Pairs:
     """Validate, drop zero weights, map raw ids to indices and apply the duplicates policy."""
-    from ..datasets.interactions import _time_codes
+    from ..datasets.interactions import _check_time_types, _time_codes
 
     users, items, w, times, tcol = _raw_rows(data, user_col, item_col, weight_col, time_col)
+    if times is not None:  # before rows are dropped, so that the row named is the caller's
+        _check_time_types(times, str(tcol))
     n_rows = int(w.shape[0])
     keep = w > 0
     n_zero = int(n_rows - keep.sum())

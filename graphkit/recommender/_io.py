@@ -409,8 +409,14 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
             for key, value in params.items():  # the Recommender's arguments that are model arguments
                 if key in hp and hp[key] != value:
                     raise _Bad(f"{key}={value!r} differs from field 'model.hparams' ({key}={hp[key]!r})")
-            try:
-                cls(**params)  # the constructor's own validation (device, columns, seed, hyper-parameter names...)
+            saved_dev = params.get("device")
+            if saved_dev is not None:  # a device name must parse; whether it is usable here is decided below
+                try:
+                    torch.device(saved_dev)
+                except (RuntimeError, TypeError, ValueError):
+                    raise _Bad(f"device {saved_dev!r} is not a device name") from None
+            try:  # the constructor's own validation (columns, seed, hyper-parameter names...)
+                cls(**{**params, "device": None})
             except (ConfigError, TypeError, ValueError) as exc:
                 raise _Bad(str(exc)) from None
         with _field(meta_path, "record"):

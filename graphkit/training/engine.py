@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -77,8 +78,22 @@ RESUMABLE_CHANGES = ("epochs", "max_time", "progress", "num_threads", "device", 
                      "evaluate_test", "eval_memory_mb", "prefetch")
 
 
+#: Integers larger than this are refused as counts and sizes (they cannot index a tensor).
+MAX_INT = 2 ** 31 - 1
+
+
 def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(int(v)) <= MAX_INT
+
+
+def _is_real(v: Any) -> bool:
+    """A finite real number (not a bool; huge Python ints that do not fit a float are not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 @dataclass
@@ -135,13 +150,11 @@ class EngineConfig:
             raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r} ({type(self.seed).__name__})")
         self.seed = int(self.seed)
         check_device(self.device)
-        if self.num_threads is not None and not (_is_int(self.num_threads) and self.num_threads > 0):
-            raise ConfigError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
-        if not (isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
-                and self.lr > 0):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
-                and self.weight_decay >= 0):
+        if self.num_threads is not None and not (_is_int(self.num_threads) and 0 < self.num_threads <= 4096):
+            raise ConfigError(f"num_threads must be a positive integer (at most 4096) or None, got {self.num_threads!r}")
+        if not (_is_real(self.lr) and 0 < self.lr <= 1e6):
+            raise ConfigError(f"lr must be a positive finite number (at most 1e6), got {self.lr!r}")
+        if not (_is_real(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         for name in ("epochs", "eval_every"):
             v = getattr(self, name)
@@ -149,18 +162,24 @@ class EngineConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if not (_is_int(self.patience) and self.patience >= 0):
             raise ConfigError(f"patience must be an integer >= 0, got {self.patience!r}")
-        if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and not isinstance(
-                self.max_time, bool) and math.isfinite(self.max_time) and self.max_time >= 0):
+        if self.max_time is not None and not (_is_real(self.max_time) and 0 <= self.max_time <= 1e9):
             raise ConfigError(f"max_time must be a finite number of seconds >= 0, got {self.max_time!r}")
+        if self.checkpoint_dir is not None:
+            if not isinstance(self.checkpoint_dir, (str, os.PathLike)) or isinstance(self.checkpoint_dir, bytes):
+                raise ConfigError(f"checkpoint_dir must be a folder path (str), got {self.checkpoint_dir!r}")
+            self.checkpoint_dir = os.fspath(self.checkpoint_dir)
+            if not self.checkpoint_dir or "\x00" in self.checkpoint_dir:
+                raise ConfigError(f"checkpoint_dir must be a non-empty path without NUL bytes, got {self.checkpoint_dir!r}")
         if self.checkpoint_every is not None:
             if not (_is_int(self.checkpoint_every) and self.checkpoint_every > 0):
                 raise ConfigError(f"checkpoint_every must be a positive integer or None, got {self.checkpoint_every!r}")
             if not self.checkpoint_dir:
                 raise ConfigError("checkpoint_every needs checkpoint_dir (the folder to write checkpoints to)")
-        if not callable(self.optimizer) and self.optimizer not in OPTIMIZERS:
+        if not callable(self.optimizer) and not (isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS):
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or a factory "
                               f"factory(params, lr=..., weight_decay=...), got {self.optimizer!r}")
-        if self.scheduler is not None and not callable(self.scheduler) and self.scheduler not in SCHEDULERS:
+        if self.scheduler is not None and not callable(self.scheduler) and not (
+                isinstance(self.scheduler, str) and self.scheduler in SCHEDULERS):
             raise ConfigError(f"scheduler must be None, one of {', '.join(SCHEDULERS)} or a factory "
                               f"factory(optimizer), got {self.scheduler!r}")
         if self.scheduler_options is not None and not isinstance(self.scheduler_options, dict):
@@ -191,8 +210,8 @@ def check_device(device: Any) -> None:
                               "(torch.cuda.is_available() is False); use device='cpu'")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    elif dev.type not in ("cpu", "mps", "xpu", "meta"):
-        raise ConfigError(f"device {device!r} is not supported (cpu or cuda)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {device!r} is not supported: graphkit trains on 'cpu' or 'cuda[:N]'")
 
 
 def _describe(value: Any) -> Any:
@@ -457,6 +476,8 @@ class Trainer:
         self.cfg = config
         task.check(model, config)
         self.device = self._device()
+        if callbacks is not None and (isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__")):
+            raise ConfigError(f"callbacks must be a list of callback objects, got {callbacks!r}")
         self.callbacks = self._with_defaults(list(callbacks or []))
         #: set to True (e.g. by a callback) to stop after the current epoch
         self.should_stop = False

@@ -148,8 +148,6 @@ def build_run(cls: Type, instance: Any, dataset: Any, hparams: Dict[str, Any], s
 
     merged = merge_preset(cls, dataset, hparams, seed, use_preset=preset if instance is None else False)
     model_kw, train_kw = split_hparams(cls, config_cls, merged, data_args=data_args, extra_options=extra_options)
-    if "ks" in train_kw:
-        train_kw["ks"] = tuple(train_kw["ks"])
     cfg = config_cls(**train_kw)
     cfg.validate()
     seed_everything(cfg.seed)  # validated: a Python int in [0, 2**32)

@@ -25,7 +25,7 @@ import torch
 
 from ..exceptions import ConfigError, TrainingError
 from ..utils import seed_everything
-from .engine import RESUMABLE_CHANGES, EngineConfig, Trainer, TrainingTask, _attach_dataset
+from .engine import MAX_INT, RESUMABLE_CHANGES, EngineConfig, Trainer, TrainingTask, _attach_dataset, _is_int, _is_real
 from .result import FitResult
 from .sampling import NegativeSampler
 
@@ -71,13 +71,22 @@ class RecTrainConfig(EngineConfig):
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
         self.validate_common()
-        for name in ("batch_size", "num_negatives"):
+        for name, most in (("batch_size", MAX_INT), ("num_negatives", 1 << 20)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, (int, np.integer)) and v > 0):
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            if not (_is_int(v) and 0 < v <= most):
+                raise ConfigError(f"{name} must be a positive integer (at most {most:,}), got {v!r}")
+        if isinstance(self.ks, (str, bytes)) or not isinstance(self.ks, (list, tuple)) or not self.ks or not all(
+                _is_int(k) and k > 0 for k in self.ks):
+            raise ConfigError(f"ks must be a non-empty list of positive integers (cut-offs), got {self.ks!r}")
+        self.ks = tuple(int(k) for k in self.ks)
+        if not (_is_real(self.eval_memory_mb) and self.eval_memory_mb > 0):
+            raise ConfigError(f"eval_memory_mb must be a positive finite number, got {self.eval_memory_mb!r}")
+        from ..metrics import DEFAULT_RANKING_METRICS
+
         metric, _, k = str(self.select_metric).partition("@")
-        if not k.isdigit() or int(k) not in self.ks:
-            raise ConfigError(f"select_metric {self.select_metric!r} must name one of ks={self.ks}, e.g. 'recall@{self.ks[0]}'")
+        if metric not in DEFAULT_RANKING_METRICS or not k.isdigit() or int(k) not in self.ks:
+            raise ConfigError(f"select_metric {self.select_metric!r} must be one of "
+                              f"{', '.join(DEFAULT_RANKING_METRICS)} at one of ks={self.ks}, e.g. 'recall@{self.ks[0]}'")
 
 
 def _interactions(train: sp.csr_matrix) -> Tuple[np.ndarray, np.ndarray]:
@@ -92,14 +101,30 @@ def _evaluate(model: Any, ground_truth: sp.csr_matrix, exclude: sp.csr_matrix, c
     with torch.no_grad():
         ue, ie = model.embeddings()
     model.train()
+    if not (bool(torch.isfinite(ue).all()) and bool(torch.isfinite(ie).all())):
+        raise TrainingError(f"{type(model).__name__}'s embeddings are not finite (training diverged: lower lr?); "
+                            "nothing is ranked from them")
     return evaluate_embeddings(ue, ie, ground_truth, exclude=exclude, ks=cfg.ks, memory_budget_mb=cfg.eval_memory_mb)
 
 
 def _test_metrics(model: Any, ds: Any, cfg: Any) -> Dict[str, float]:
     """Test metrics of ``model`` with the training items masked (training + validation items
     when the dataset has a validation split); ``{}`` without a test split.  ``cfg`` needs
-    ``ks`` and ``eval_memory_mb``."""
+    ``ks`` and ``eval_memory_mb``.
+
+    An empty test split (an empty ``test.txt``, a split that left no test interaction)
+    warns (``UserWarning`` naming the dataset) instead of returning ``{}`` silently,
+    except for the dataset :meth:`graphkit.Recommender.fit` builds, which has no test
+    split by design (``name == "Recommender.fit"``)."""
     if ds.test is None or ds.test.nnz == 0:
+        name = getattr(ds, "name", None)
+        if name != "Recommender.fit":
+            import warnings
+
+            test_file = (getattr(ds, "meta", None) or {}).get("files", {}).get("test.txt")
+            where = f" ({test_file} is empty)" if test_file else ""
+            warnings.warn(f"dataset {name!r} has no test interactions{where}: no test metrics were computed "
+                          "(FitResult.metrics is empty)", UserWarning, stacklevel=2)
         return {}
     exclude = ds.full_train if ds.valid is not None and ds.valid.nnz > 0 else ds.train
     return _evaluate(model, ds.test, exclude, cfg)
