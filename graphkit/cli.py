@@ -1,5 +1,9 @@
 """The ``graphkit`` command line: ``graphkit fit``, ``graphkit tune``, ``graphkit bench``,
-``graphkit datasets list|download|verify``."""
+``graphkit datasets list|download|verify``, ``graphkit models list``.
+
+Only click and :mod:`graphkit.exceptions` are imported here at start-up; torch and the rest of
+graphkit are imported inside the commands, so ``graphkit --help`` (and ``graphkit CMD --help``)
+answers without loading them."""
 from __future__ import annotations
 
 import ast
@@ -550,21 +554,58 @@ def datasets_group() -> None:
     """List, download and verify datasets."""
 
 
-@datasets_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def datasets_list(as_json: bool) -> None:
-    """The built-in dataset names and their tasks."""
-    from . import datasets
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Optional[Dict[int, int]] = None) -> str:
+    """Left-aligned columns, two spaces apart, under an upper-case header line.
 
-    rows = datasets.available()
+    Args:
+        headers: the column titles.
+        rows: one sequence of cells per row (``None`` prints as ``-``).
+        wrap: ``{column index: width}``: cells of those columns longer than the width are
+            wrapped (at spaces) onto continuation lines.
+    """
+    import textwrap
+
+    lines_of: List[List[List[str]]] = []  # row -> column -> its lines
+    for row in rows:
+        cols = []
+        for i, cell in enumerate(row):
+            text = "-" if cell is None else str(cell)
+            width = (wrap or {}).get(i)
+            if width:
+                cols.append(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [text])
+            else:
+                cols.append([text])
+        lines_of.append(cols)
+    widths = [max([len(h)] + [len(line) for cols in lines_of for line in cols[i]]) for i, h in enumerate(headers)]
+    out = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for cols in lines_of:
+        for k in range(max(len(c) for c in cols)):
+            out.append("  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cols, widths)).rstrip())
+    return "\n".join(out)
+
+
+def _as_dict(row: Any) -> Dict[str, Any]:
+    """A listing entry (named tuple or mapping) as a JSON-ready dict (tuples become lists)."""
+    data = dict(row._asdict()) if hasattr(row, "_asdict") else dict(row)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+@datasets_group.command("list")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output: a JSON list of objects (name, task, description).")
+def datasets_list(as_json: bool) -> None:
+    """The built-in dataset names, their tasks and a line about each.
+
+    Any folder in LightGCN format (train.txt, test.txt) is accepted too: pass its path.
+    """
+    from .datasets import available
+
+    rows = [_as_dict(row) for row in available()]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    for row in rows:
-        if isinstance(row, dict):
-            click.echo(f"{row.get('name', ''):<20} {row.get('task', '')}")
-        else:
-            click.echo(str(row))
+    click.echo(format_table(("name", "task", "description"),
+                            [(r.get("name"), r.get("task") or None, r.get("description") or None) for r in rows]))
 
 
 @datasets_group.command("download")
@@ -613,6 +654,48 @@ def datasets_verify(name: str, data_dir: Optional[str]) -> None:
     click.echo(f"{label}: {len(results) - bad}/{len(results)} file(s) verified")
     if bad:
         sys.exit(1)
+
+
+@main.group("models")
+def models_group() -> None:
+    """List the registered models."""
+
+
+def _paper_cell(info: Dict[str, Any]) -> Optional[str]:
+    """``"He et al., SIGIR 2020"`` from a model's paper fields (None: no citation found)."""
+    when = " ".join(str(x) for x in (info.get("venue"), info.get("year")) if x)
+    text = ", ".join(x for x in (info.get("authors"), when) if x)
+    return text or None
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output: a JSON list of objects (name, task, class_path, paper, authors, "
+                   "venue, year, url, presets, fast_presets, fast_preset).")
+def models_list(as_json: bool) -> None:
+    """The models graphkit fit accepts: task, class, paper, and the datasets with a preset.
+
+    PRESETS are the datasets with the paper's hyper-parameters (--preset paper, the default);
+    FAST PRESET the datasets with a time-to-quality recipe (--preset fast), "all" for every dataset.
+    """
+    from .models import available_models, model_info
+
+    rows = []
+    for name in available_models():
+        info = _as_dict(model_info(name))
+        info["fast_preset"] = bool(info["fast_presets"])
+        rows.append(info)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+
+    def datasets_cell(names: List[str]) -> Optional[str]:
+        return ("all" if "*" in names else ", ".join(names)) if names else None
+
+    click.echo(format_table(
+        ("name", "task", "class", "paper", "presets", "fast preset"),
+        [(r["name"], r["task"], r["class_path"].rpartition(".")[2], _paper_cell(r), datasets_cell(r["presets"]),
+          datasets_cell(r["fast_presets"])) for r in rows], wrap={4: 40}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,6 +76,23 @@ def _as_weights(w: Any, n: int, name: str = "edge_weight") -> Optional[np.ndarra
     return arr
 
 
+#: The edge type ``Graph.to_pyg(hetero=True)`` and ``RecDataset.to_pyg()`` write by default.
+PYG_EDGE_TYPE: Tuple[str, str, str] = ("user", "to", "item")
+
+
+def _hetero_edge_type(value: Any) -> Tuple[str, str, str]:
+    """``value`` (``True`` or a ``(user type, relation, item type)`` tuple) as an edge type."""
+    from .exceptions import ConfigError
+
+    if value is True:
+        return PYG_EDGE_TYPE
+    if (isinstance(value, (tuple, list)) and len(value) == 3 and all(isinstance(v, str) and v for v in value)
+            and value[0] != value[2]):
+        return (str(value[0]), str(value[1]), str(value[2]))
+    raise ConfigError(f"the HeteroData edge type must be True or a (user type, relation, item type) tuple of "
+                      f"non-empty strings with two different node types, got {value!r}")
+
+
 #: Largest node count a Graph accepts (far above anything that fits in memory; keeps id
 #: arithmetic inside int64 and turns absurd counts into a GraphError, not a MemoryError).
 MAX_NODES = 2**40
@@ -375,33 +392,104 @@ class Graph:
         return cls.from_coo(ei[0], ei[1], num_nodes, edge_weight, coalesce=coalesce)
 
     @classmethod
-    def from_scipy(cls, mat: sp.spmatrix, *, num_users: Optional[int] = None, num_items: Optional[int] = None) -> "Graph":
-        """Build from a square scipy.sparse matrix (stored values become edge weights
-        unless they are all 1).
+    def from_scipy(
+        cls,
+        mat: sp.spmatrix,
+        *,
+        num_users: Optional[int] = None,
+        num_items: Optional[int] = None,
+        bipartite: Optional[bool] = None,
+    ) -> "Graph":
+        """Build from a scipy.sparse matrix: a square adjacency, or a user x item matrix.
+
+        Stored values become edge weights unless they are all 1.  A square ``[N, N]`` matrix
+        is the adjacency (row ``i`` lists the out-neighbours of node ``i``).  A rectangular
+        ``[U, I]`` matrix is a user x item interaction matrix and gives the symmetric
+        bipartite graph of :meth:`from_user_item` (users ``0..U-1``, items ``U..U+I-1``);
+        ``user_item_matrix()`` returns it back.
 
         Args:
-            mat: a square ``scipy.sparse`` matrix (any format).
-            num_users: optional bipartite partition: nodes ``0..num_users-1`` are users.
-            num_items: optional bipartite partition: the next ``num_items`` nodes are items.
+            mat: a 2-D ``scipy.sparse`` matrix or array (any format).
+            num_users: for a square adjacency, an optional bipartite partition: nodes
+                ``0..num_users-1`` are users.  For a user x item matrix it must equal
+                ``mat.shape[0]`` when given.
+            num_items: for a square adjacency, the next ``num_items`` nodes are items.  For a
+                user x item matrix it must equal ``mat.shape[1]`` when given.
+            bipartite: ``None`` (default): rectangular means user x item, square means
+                adjacency.  ``True``: ``mat`` is a user x item matrix even when square.
+                ``False``: ``mat`` must be a square adjacency.
+
+        Raises:
+            GraphError: not a 2-D sparse matrix, a rectangular matrix with ``bipartite=False``,
+                sizes that disagree with the shape, non-finite or non-numeric values.
         """
         if not sp.issparse(mat):
             raise GraphError(f"from_scipy expects a scipy.sparse matrix, got {type(mat).__name__}")
-        if mat.shape[0] != mat.shape[1]:
-            raise GraphError(f"adjacency must be square, got shape {mat.shape}")
+        if len(mat.shape) != 2:
+            raise GraphError(f"from_scipy expects a 2-D matrix, got shape {tuple(mat.shape)}")
+        if bipartite not in (None, True, False):
+            raise GraphError(f"bipartite must be None, True or False, got {bipartite!r}")
+        square = mat.shape[0] == mat.shape[1]
+        if bipartite is False and not square:
+            raise GraphError(f"adjacency must be square, got shape {mat.shape} (a user x item matrix "
+                             "needs bipartite=None or True)")
         csr = sp.csr_matrix(mat)
         csr.sum_duplicates()
         csr.sort_indices()
         data = np.asarray(csr.data)
         weight = None if data.size == 0 or np.all(data == 1) else data
+        if bipartite or not square:
+            U, I = int(csr.shape[0]), int(csr.shape[1])
+            for name, given, size in (("num_users", num_users, U), ("num_items", num_items, I)):
+                if given is not None and _check_count(given, name) != size:
+                    raise GraphError(f"{name} = {given} does not match the user x item matrix of shape "
+                                     f"{(U, I)}")
+            users = np.repeat(np.arange(U, dtype=np.int64), np.diff(csr.indptr))
+            return cls.from_user_item(users, csr.indices.astype(np.int64), U, I, weight)
         return cls(
             csr.indptr.astype(np.int64), csr.indices.astype(np.int64), weight,
             num_nodes=csr.shape[0], num_users=num_users, num_items=num_items,
         )
 
     @classmethod
-    def from_pyg(cls, data: Any) -> "Graph":
-        """Build from a ``torch_geometric.data.Data`` (uses ``edge_index``, ``num_nodes`` and a
-        1-D ``edge_weight`` or ``edge_attr`` if present)."""
+    def from_pyg(cls, data: Any, *, edge_type: Any = None) -> "Graph":
+        """Build from a PyG ``Data`` or a bipartite PyG ``HeteroData``.
+
+        * ``torch_geometric.data.Data``: uses ``edge_index``, ``num_nodes`` and a 1-D
+          ``edge_weight`` (or a 1-D ``edge_attr``) if present.
+        * ``torch_geometric.data.HeteroData`` with two node types and one edge type between
+          them, ``(user type, relation, item type)``, optionally with its reverse edge type:
+          the symmetric bipartite graph of :meth:`from_user_item` (users ``0..U-1``, items
+          ``U..U+I-1``; ``U``/``I`` are the node stores' ``num_nodes``, so users and items
+          without edges are kept).  The source node type of the edge type holds the users.
+          A 1-D ``edge_weight`` (or ``edge_attr``) of that edge type becomes the edge weights.
+          A reverse edge type ``(item type, *, user type)`` must hold exactly the reversed
+          edges (and the same weights); any other edge type is an error, since a Graph holds
+          one relation.  :meth:`to_pyg` with ``hetero=True`` writes this layout.
+
+        Args:
+            data: a ``torch_geometric.data.Data`` or ``HeteroData``.
+            edge_type: for a HeteroData with several candidate edge types, the
+                ``(user type, relation, item type)`` tuple (or a unique relation name) to read.
+                Found automatically for one edge type, or a pair of reverse edge types where
+                one is named ``rev_*`` (what ``ToUndirected`` adds).
+
+        Raises:
+            GraphError: no ``edge_index`` (Data), ids or weights that do not fit.
+            DataFormatError: a HeteroData that is not bipartite (node types, edge types,
+                ``edge_index`` shape or id ranges, a reverse edge type that is not the reverse);
+                the error names the field.
+            ConfigError: several candidate edge types and no ``edge_type``, or an
+                ``edge_type`` given for a ``Data``.
+        """
+        from .datasets.convert import _graph_from_hetero, _pyg_class
+
+        if _pyg_class(data) == "HeteroData":
+            return _graph_from_hetero(data, edge_type)
+        if edge_type is not None:
+            from .exceptions import ConfigError
+
+            raise ConfigError(f"edge_type applies to a HeteroData; got a {type(data).__name__}")
         if not hasattr(data, "edge_index") or data.edge_index is None:
             raise GraphError("PyG data has no edge_index")
         weight = getattr(data, "edge_weight", None)
@@ -412,26 +500,80 @@ class Graph:
         return cls.from_edge_index(data.edge_index, data.num_nodes, weight)
 
     @classmethod
-    def from_networkx(cls, G: Any, weight: Optional[str] = None) -> "Graph":
+    def from_networkx(
+        cls, G: Any, weight: Optional[str] = None, *, return_mapping: bool = False, bipartite: bool = False,
+    ) -> Union["Graph", Tuple["Graph", Dict[Any, int]]]:
         """Build from a networkx graph; nodes are numbered in ``G.nodes`` order.
 
-        Undirected graphs get both directions of each edge.  ``weight`` names the edge
-        attribute to use as edge weight (missing attributes count as 1).
+        Undirected graphs get both directions of each edge.
+
+        With ``bipartite=True`` every node must carry networkx's ``bipartite`` attribute
+        (``0``: user, ``1``: item, as set by ``networkx.algorithms.bipartite``'s generators and
+        by :meth:`to_networkx` of a bipartite graph), every edge must join a user and an item,
+        and ``G`` must be undirected: the result is the symmetric bipartite graph of
+        :meth:`from_user_item`, users numbered first (``0..U-1``, in ``G.nodes`` order), then
+        items (``U..U+I-1``).
+
+        Args:
+            G: a networkx ``Graph`` or ``DiGraph`` (multigraphs: parallel edges are merged,
+                weights summed).
+            weight: the edge attribute to use as edge weight (missing attributes count as 1);
+                ``None`` for an unweighted graph.
+            return_mapping: also return ``{node label: node index}``.
+            bipartite: read the ``bipartite`` node attribute and build a bipartite graph.
+
+        Returns:
+            The :class:`Graph`, or ``(graph, mapping)`` with ``return_mapping=True``.
+
+        Raises:
+            GraphError: with ``bipartite=True``, a node without a ``bipartite`` attribute of
+                0 or 1, an edge between two users or two items, or a directed ``G``.
         """
         nodes = list(G.nodes)
-        index = {n: i for i, n in enumerate(nodes)}
         edges = list(G.edges(data=True))
-        src = np.fromiter((index[u] for u, _, _ in edges), dtype=np.int64, count=len(edges))
-        dst = np.fromiter((index[v] for _, v, _ in edges), dtype=np.int64, count=len(edges))
         w = None
         if weight is not None:
             w = np.fromiter((float(d.get(weight, 1.0)) for _, _, d in edges), dtype=np.float64, count=len(edges))
+        if bipartite:
+            if G.is_directed():
+                raise GraphError("from_networkx(bipartite=True) reads an undirected networkx graph (an interaction "
+                                 "has no direction); pass G.to_undirected()")
+            side = {}
+            for n, attrs in G.nodes(data=True):
+                s = attrs.get("bipartite")
+                if isinstance(s, (bool, np.bool_)) or s not in (0, 1):
+                    raise GraphError(f"node {n!r} has bipartite={s!r}; bipartite=True needs the node attribute "
+                                     "bipartite=0 (users) or 1 (items) on every node")
+                side[n] = int(s)
+            users = [n for n in nodes if side[n] == 0]
+            items = [n for n in nodes if side[n] == 1]
+            index = {n: k for k, n in enumerate(users)}
+            index.update({n: k for k, n in enumerate(items)})
+            u = np.empty(len(edges), dtype=np.int64)
+            i = np.empty(len(edges), dtype=np.int64)
+            for k, (a, b, _) in enumerate(edges):
+                if side[a] == side[b]:
+                    kind = "users" if side[a] == 0 else "items"
+                    raise GraphError(f"edge ({a!r}, {b!r}) joins two {kind}; a bipartite graph has user-item edges only")
+                if side[a] == 1:
+                    a, b = b, a
+                u[k], i[k] = index[a], index[b]
+            g = cls.from_user_item(u, i, len(users), len(items), w)
+            if not return_mapping:
+                return g
+            mapping = {n: k for k, n in enumerate(users)}
+            mapping.update({n: len(users) + k for k, n in enumerate(items)})
+            return g, mapping
+        index = {n: i for i, n in enumerate(nodes)}
+        src = np.fromiter((index[u] for u, _, _ in edges), dtype=np.int64, count=len(edges))
+        dst = np.fromiter((index[v] for _, v, _ in edges), dtype=np.int64, count=len(edges))
         if not G.is_directed():
             loop = src == dst
             src, dst = np.concatenate([src, dst[~loop]]), np.concatenate([dst, src[~loop]])
             if w is not None:
                 w = np.concatenate([w, w[~loop]])
-        return cls.from_coo(src, dst, len(nodes), w)
+        g = cls.from_coo(src, dst, len(nodes), w)
+        return (g, index) if return_mapping else g
 
     @classmethod
     def from_user_item(
@@ -487,23 +629,126 @@ class Graph:
         U = self.num_users
         return sp.csr_matrix(full[:U, U:])
 
-    def to_pyg(self, **attrs: Any) -> Any:
-        """A ``torch_geometric.data.Data`` with ``edge_index`` (and ``edge_weight``)."""
-        from torch_geometric.data import Data
+    def to_pyg(self, *, hetero: Union[bool, Tuple[str, str, str]] = False, reverse: bool = False,
+               **attrs: Any) -> Any:
+        """The graph as a PyG ``Data`` (default) or, for a bipartite graph, a ``HeteroData``.
 
-        edge_index, weight = self.to_edge_index()
+        ``Data``: ``edge_index`` in CSR (row-major) order, ``num_nodes``, ``edge_weight``
+        when the graph is weighted, and ``attrs``.
+
+        ``HeteroData`` (``hetero=True`` or an edge type): two node stores with ``num_nodes``
+        set (users and items without edges are kept) and the user -> item edge type
+        ``(user type, relation, item type)`` holding ``edge_index`` ``[2, E]`` (row 0: user
+        ids ``0..U-1``, row 1: item ids ``0..I-1``, sorted by user) and, when weighted,
+        ``edge_weight`` ``[E]``.  The graph must be the symmetric bipartite graph that
+        :meth:`from_user_item` builds (every edge joins a user and an item, in both
+        directions with the same weight); ``Graph.from_pyg`` of the result gives back an
+        identical graph (same ``indptr``/``indices``/``edge_weight`` and sizes).
+
+        Args:
+            hetero: ``False`` (default) for a ``Data``; ``True`` for a ``HeteroData`` with edge
+                type ``("user", "to", "item")``; or a ``(user type, relation, item type)``
+                tuple naming the node and edge types.
+            reverse: with ``hetero``, also store the item -> user edges as the edge type
+                ``(item type, "rev_" + relation, user type)`` (what PyG's ``ToUndirected``
+                adds; message passing in both directions needs it).
+            **attrs: extra attributes of the ``Data`` (``x=...``, ``y=...``, masks); with
+                ``hetero``, set attributes on the HeteroData's stores instead
+                (``data["user"].x = ...``).
+
+        Raises:
+            GraphError: ``hetero`` for a graph that is not bipartite, or whose edges are not
+                the symmetric user-item form.
+            ConfigError: a malformed ``hetero`` edge type, ``reverse`` without ``hetero``, or
+                ``attrs`` with ``hetero``.
+        """
+        from .exceptions import ConfigError
+
+        if hetero is False or hetero is None:
+            if reverse:
+                raise ConfigError("reverse=True adds a reverse edge type to a HeteroData: pass hetero=True too")
+            from torch_geometric.data import Data
+
+            edge_index, weight = self.to_edge_index()
+            if weight is not None:
+                attrs.setdefault("edge_weight", weight)
+            return Data(edge_index=edge_index, num_nodes=self.num_nodes, **attrs)
+        et = _hetero_edge_type(hetero)
+        if attrs:
+            raise ConfigError(f"to_pyg(hetero=...) takes no extra attributes (got {sorted(attrs)}); set them on the "
+                              "HeteroData's stores, e.g. data['user'].x = ...")
+        users, items, weight, rev = self._user_item_edges()
+        from torch_geometric.data import HeteroData
+
+        src, rel, dst = et
+        data = HeteroData()
+        data[src].num_nodes = int(self.num_users)  # type: ignore[arg-type]
+        data[dst].num_nodes = int(self.num_items)  # type: ignore[arg-type]
+        data[et].edge_index = torch.stack([users, items])
         if weight is not None:
-            attrs.setdefault("edge_weight", weight)
-        return Data(edge_index=edge_index, num_nodes=self.num_nodes, **attrs)
+            data[et].edge_weight = weight
+        if reverse:
+            r_items, r_users, r_weight = rev
+            data[dst, "rev_" + rel, src].edge_index = torch.stack([r_items, r_users])
+            if r_weight is not None:
+                data[dst, "rev_" + rel, src].edge_weight = r_weight
+        return data
+
+    def _user_item_edges(self) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Tuple[Any, Any, Any]]:
+        """``(users, items, weights, (rev_items, rev_users, rev_weights))`` of a symmetric bipartite
+        graph: the user -> item edges in CSR order and the item -> user edges in CSR order (item
+        and user ids 0-based within their side); GraphError when the graph is not of that form."""
+        if not self.is_bipartite:
+            raise GraphError("to_pyg(hetero=...) needs a bipartite graph (num_users/num_items, e.g. from "
+                             "Graph.from_user_item); use to_pyg() for a Data")
+        U = int(self.num_users)  # type: ignore[arg-type]
+        row, col, w = self.row.cpu(), self.indices.cpu(), self.edge_weight
+        w = None if w is None else w.cpu()
+        fwd = (row < U) & (col >= U)
+        bwd = (row >= U) & (col < U)
+        inner = ~(fwd | bwd)
+        if bool(inner.any()):
+            k = int(torch.nonzero(inner)[0])
+            raise GraphError(f"edge {int(row[k])} -> {int(col[k])} joins two {'users' if int(row[k]) < U else 'items'}; "
+                             "a bipartite HeteroData holds user-item edges only")
+        users, items = row[fwd], col[fwd] - U
+        r_items, r_users = row[bwd] - U, col[bwd]
+        fw = None if w is None else w[fwd]
+        bw = None if w is None else w[bwd]
+        # the item -> user edges must be the user -> item edges reversed, with the same weights
+        a = np.lexsort((items.numpy(), users.numpy()))
+        b = np.lexsort((r_items.numpy(), r_users.numpy()))
+        same = users.shape == r_users.shape and bool(
+            torch.equal(users[a], r_users[b]) and torch.equal(items[a], r_items[b])
+            and (fw is None or torch.equal(fw[a], bw[b])))  # type: ignore[index]
+        if not same:
+            raise GraphError("to_pyg(hetero=...) needs the symmetric bipartite form (every user -> item edge also "
+                             "as item -> user, same weight), as Graph.from_user_item builds; this graph has "
+                             f"{int(fwd.sum())} user -> item and {int(bwd.sum())} item -> user edges that do not mirror")
+        return users, items, fw, (r_items, r_users, bw)
 
     def to_networkx(self, directed: Optional[bool] = None) -> Any:
-        """A networkx ``DiGraph`` (or ``Graph`` when symmetric and ``directed`` is not True)."""
+        """A networkx ``DiGraph`` (or ``Graph`` when symmetric and ``directed`` is not True).
+
+        Nodes are ``0..N-1``; edge weights, when present, are the ``weight`` edge attribute.
+        The nodes of a bipartite graph carry networkx's ``bipartite`` attribute (0 for users,
+        1 for items), which ``Graph.from_networkx(G, bipartite=True)`` reads back.
+
+        Args:
+            directed: force a ``DiGraph`` (``True``) or an undirected ``Graph`` (``False``);
+                ``None`` picks by :meth:`is_symmetric`.
+        """
         import networkx as nx
 
         if directed is None:
             directed = not self.is_symmetric()
         G = nx.DiGraph() if directed else nx.Graph()
-        G.add_nodes_from(range(self.num_nodes))
+        if self.is_bipartite:
+            U = int(self.num_users)  # type: ignore[arg-type]
+            G.add_nodes_from(range(U), bipartite=0)
+            G.add_nodes_from(range(U, self.num_nodes), bipartite=1)
+        else:
+            G.add_nodes_from(range(self.num_nodes))
         r = self.row.cpu().numpy()
         c = self.indices.cpu().numpy()
         if self.edge_weight is None:

@@ -51,7 +51,7 @@ def test_recommend_matches_dense_reference_with_raw_ids(fitted, ds):
     rec = Recommender.from_result(result, dataset=ds)
     scores = reference(result, ds)
     top = rec.recommend(k=K)
-    assert list(top.columns) == ["user", "item", "score", "rank"]
+    assert list(top.columns) == ["user", "item", "score", "rank", "source"]
     assert set(top["user"]) == set(ds.user_ids) and top["item"].isin(ds.item_ids).all()
     col = {raw: j for j, raw in enumerate(ds.item_ids)}
     for u, raw_user in enumerate(ds.user_ids):
@@ -91,7 +91,7 @@ def test_score_similar_items_and_evaluate(fitted, ds):
     ue, ie = (t.detach().cpu().double().numpy() for t in result.model.embeddings())
     users, items = list(ds.user_ids), list(ds.item_ids)
     want = [ue[users.index(u)] @ ie[items.index(i)] for u, i in (("u1", "i3"), ("u2", "i4"))]
-    np.testing.assert_allclose(rec.score(["u1", "u2"], ["i3", "i4"]), want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(rec.predict_score(["u1", "u2"], ["i3", "i4"]), want, rtol=1e-5, atol=1e-7)
     sim = rec.similar_items(["i3"], k=3)
     assert len(sim) == 3 and "i3" not in set(sim["similar_item"])
     test = ds.test.tocoo()
@@ -109,7 +109,7 @@ def test_save_load_round_trip(fitted, ds, tmp_path):
     back = Recommender.load(rec.save(tmp_path / name))
     pd.testing.assert_frame_equal(back.recommend(k=K), rec.recommend(k=K))
     pd.testing.assert_frame_equal(back.similar_items(k=3), rec.similar_items(k=3))
-    np.testing.assert_array_equal(back.score("u1", ["i1", "i2"]), rec.score("u1", ["i1", "i2"]))
+    np.testing.assert_array_equal(back.predict_score("u1", ["i1", "i2"]), rec.predict_score("u1", ["i1", "i2"]))
     assert json.loads(json.dumps(back.get_params())) == json.loads(json.dumps(rec.get_params()))
     assert (back.seen_ != rec.seen_).nnz == 0 and back.record_["fingerprint"] == ds.fingerprint
 

@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import graphkit
-from graphkit import DataFormatError, GraphkitError
+from graphkit import CheckpointError, DataFormatError, GraphkitError
 from graphkit.datasets.catgcn import CategoricalFeatures, load_catgcn
 from graphkit.datasets.interactions import from_interactions
 from graphkit.datasets.recommendation import MAX_ID, load_lightgcn_folder, read_lightgcn_file
@@ -420,8 +420,11 @@ def test_graph_from_scipy(shape, density, dtype, fmt, poison, split):
     obj = {"dense": mat.toarray(), "none": None}.get(fmt, None) if fmt in ("dense", "none") else mat.asformat(fmt)
     kw = {} if split is None else {"num_users": split, "num_items": shape[0] - split}
     g, err = only_graphkit_errors(Graph.from_scipy, obj, **kw)
-    if err is None:
-        assert g.num_nodes == shape[0] == shape[1]
+    if err is None:  # square: the adjacency; rectangular: the bipartite user x item graph
+        if shape[0] == shape[1]:
+            assert g.num_nodes == shape[0]
+        else:
+            assert (g.num_users, g.num_items, g.num_nodes) == (shape[0], shape[1], shape[0] + shape[1])
 
 
 def test_graph_with_an_absurd_inferred_node_count_is_a_graph_error():
@@ -705,3 +708,14 @@ def test_forged_checkpoint_metadata_fails_cleanly_on_resume(workdir, ckpt_run, d
         res, err = only_graphkit_errors(graphkit.fit, "lightgcn", ds, checkpoint_dir=str(d), resume=True, **kw)
         if err is None:
             assert res.record["epochs_run"] >= 1 and set(res.metrics) == {"recall@20", "ndcg@20"}
+
+
+def test_rng_state_with_an_out_of_range_position_is_a_checkpoint_error():
+    """Found by the forged-checkpoint fuzzer (rng.numpy.pos = 2**31): numpy's set_state raised a
+    raw OverflowError from inside resume."""
+    from graphkit.training.checkpoint import capture_rng_state, restore_rng_state
+
+    tensors, js = capture_rng_state()
+    js = {**js, "numpy": {**js["numpy"], "pos": 2 ** 31}}
+    with pytest.raises(CheckpointError, match="malformed random-number-generator state"):
+        restore_rng_state(tensors, js)

@@ -515,7 +515,7 @@ def check_recommend(rec: Any, frame: pd.DataFrame, out: Any, users: Any, k: int,
     """No silent wrong answer from ``recommend``: the right users in request order, exactly
     ``min(k, unseen candidates)`` rows each, no seen item, only candidates."""
     ucol, icol = rec.user_col, rec.item_col
-    assert list(out.columns) == [ucol, icol, "score", "rank"]
+    assert list(out.columns) == [ucol, icol, "score", "rank", "source"]
     known_users = set(rec.user_index_)
     cand = set(rec.item_index_) if items is None else set(as_list(items))
     seen: Dict[Any, set] = collections.defaultdict(set)
@@ -597,7 +597,7 @@ def run_recommender(params: Dict[str, Any], frame_name: str, calls: List[Tuple])
                                     memory_budget_mb=budget)
                 check_recommend(rec, frame, out, users, int(k), exclude_seen, cand, on_unknown)
             elif name == "score":
-                out = rec.score(users, items)
+                out = rec.predict_score(users, items)
                 check_score(rec, out, users, items)
             else:
                 out = rec.similar_items(items, k=k, memory_budget_mb=budget)

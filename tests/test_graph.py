@@ -80,7 +80,7 @@ def test_from_user_item_bipartite():
         (lambda: Graph([0, 2, 1], [0, 1]), "indptr must be non-decreasing"),
         (lambda: Graph([0, 1, 3], [0, 1]), "indptr\\[-1\\] = 3 does not equal the number of indices 2"),
         (lambda: Graph.from_user_item([0, 1], [0, 7], num_users=2, num_items=3), "item id 7"),
-        (lambda: Graph.from_scipy(sp.random(3, 4, density=0.5)), "square"),
+        (lambda: Graph.from_scipy(sp.random(3, 4, density=0.5), bipartite=False), "square"),
         (lambda: Graph.from_coo(["a"], [1]), "integer ids"),
     ],
 )

@@ -65,7 +65,7 @@ def test_recommend_equals_numpy_reference(rec, df):
     seen = seen_sets(df)
     users = ["u3", "u0", "u17", "u3"]  # order kept, repeats answered again
     out = rec.recommend(users, k=7)
-    assert list(out.columns) == ["user", "item", "score", "rank"]
+    assert list(out.columns) == ["user", "item", "score", "rank", "source"]
     assert out["score"].dtype == np.float32 and out["rank"].dtype == np.int64
     assert list(out["user"]) == [u for u in users for _ in range(7)]
     for j, u in enumerate(users):
@@ -127,7 +127,10 @@ def test_unknown_users(rec, df):
     assert list(mixed["user"]) == ["ghost"] * 4 + ["u1"] * 4 + ["nobody"] * 4
     ghost = mixed[mixed["user"] == "ghost"]
     assert list(ghost["item"]) == pop[:4]
-    assert list(ghost["score"]) == [float(counts[i]) for i in pop[:4]]
+    # (issue 20 item 2) a fallback is marked, and its score is NaN: popularity counts are not on
+    # the model's scale, so one "score" column must not mix the two
+    assert ghost["score"].isna().all() and (ghost["source"] == "popular").all()
+    assert (mixed.loc[mixed["user"] == "u1", "source"] == "model").all()
     assert list(ghost["rank"]) == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(mixed[mixed["user"] == "u1"].reset_index(drop=True), rec.recommend("u1", k=4))
     cand = ["i3", "i4", "i5"]
@@ -146,7 +149,7 @@ def test_unknown_candidate_items_are_listed(rec):
 
 def test_not_fitted():
     r = Recommender()
-    for call in (lambda: r.recommend(["a"]), lambda: r.score(["a"], ["b"]), lambda: r.save("/nonexistent"),
+    for call in (lambda: r.recommend(["a"]), lambda: r.predict_score(["a"], ["b"]), lambda: r.save("/nonexistent"),
                  lambda: r.similar_items(), lambda: r.evaluate(pd.DataFrame({"user": [1], "item": [1]}))):
         with pytest.raises(NotFittedError, match="not fitted"):
             call()
@@ -157,14 +160,14 @@ def test_not_fitted():
 def test_score_similar_items_and_embeddings(rec):
     ue, ie = rec.user_embeddings(), rec.item_embeddings()
     assert ue.index.name == "user" and list(ue.index) == list(rec.user_index_)
-    s = rec.score(["u1", "u2", "u1"], ["i3", "i4", "i5"])
+    s = rec.predict_score(["u1", "u2", "u1"], ["i3", "i4", "i5"])
     ref = [ue.loc[u].to_numpy() @ ie.loc[i].to_numpy() for u, i in [("u1", "i3"), ("u2", "i4"), ("u1", "i5")]]
     np.testing.assert_allclose(s, ref, rtol=1e-5, atol=1e-6)
-    assert rec.score("u1", ["i3", "i4"]).shape == (2,)
+    assert rec.predict_score("u1", ["i3", "i4"]).shape == (2,)
     with pytest.raises(ConfigError, match="unknown item"):
-        rec.score(["u1"], ["zzz"])
+        rec.predict_score(["u1"], ["zzz"])
     with pytest.raises(ConfigError, match="same length"):
-        rec.score(["u1", "u2"], ["i1", "i2", "i3"])
+        rec.predict_score(["u1", "u2"], ["i1", "i2", "i3"])
 
     sim = rec.similar_items(["i3", "i8"], k=4)
     assert list(sim.columns) == ["item", "similar_item", "score", "rank"]
@@ -402,7 +405,7 @@ def test_load_in_a_fresh_process(tmp_path):
         "r = Recommender.load(sys.argv[1])\n"
         "out = r.recommend(list(r.user_index_), k=5)\n"
         "json.dump([[repr(u), type(u).__name__, repr(i), type(i).__name__, float(s), int(k)]\n"
-        "           for u, i, s, k in out.itertuples(index=False)], sys.stdout)\n"
+        "           for u, i, s, k, _ in out.itertuples(index=False)], sys.stdout)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True,
@@ -410,7 +413,7 @@ def test_load_in_a_fresh_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     mine = rec.recommend(users, k=5)
     expected = [[repr(u), type(u).__name__, repr(i), type(i).__name__, float(s), int(k)]
-                for u, i, s, k in mine.itertuples(index=False)]
+                for u, i, s, k, _ in mine.itertuples(index=False)]
     assert json.loads(proc.stdout) == expected
 
 

@@ -99,7 +99,7 @@ def load_error(path: Path, file: str, field: Optional[str] = None) -> str:
 
 # ----------------------------------------------------------------------------- layout and digests
 def test_save_writes_a_checksum_manifest_over_every_file(fitted, folder):
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3  # written only with folded-in users (tests/test_fold_in.py); 2 otherwise
     assert sorted(os.listdir(folder)) == ["checksums.json", "embeddings.safetensors", "interactions.safetensors",
                                           "metadata.json", "weights.safetensors"]
     meta = read_meta(folder)
@@ -387,7 +387,7 @@ def _workload(rec, t, rounds=6):
         sub = users[rng.choice(users.shape[0], 40 + 10 * t, replace=False)]
         out.append(rec.recommend(list(sub), k=7))
         out.append(rec.recommend(list(sub[:5]), k=4, items=list(items[:50]), exclude_seen=(j % 2 == 0)))
-        out.append(rec.score(list(sub[:20]), list(items[:20])))
+        out.append(rec.predict_score(list(sub[:20]), list(items[:20])))
         out.append(rec.similar_items(list(items[t:t + 6]), k=5))
     return out
 

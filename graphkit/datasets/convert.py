@@ -13,7 +13,8 @@ them (``meta``, ``fingerprint``, ``split_record()``):
   (per-user random split, ``seed=2020``, ``val_ratio=0.1``, ``test_ratio=0.2``); a
   matrix or a HeteroData gives the same split as a DataFrame holding the same integer
   (user, item) pairs, and keeps its full index space (rows/columns without any
-  interaction stay users/items);
+  interaction stay users/items); a HeteroData written by ``RecDataset.to_pyg()`` (with
+  ``val_edge_index``/``test_edge_index``) keeps the split it carries instead;
 * node data uses the ``train_mask``/``val_mask``/``test_mask`` it carries, else the
   random Planetoid split (:func:`~graphkit.datasets.planetoid.random_planetoid_split`).
 
@@ -34,6 +35,7 @@ from ..exceptions import ConfigError, DataFormatError
 from .interactions import from_interactions
 from .node import NodeDataset, as_index_tensor, node_split_fingerprint
 from .planetoid import random_planetoid_split
+from .recommendation import _PYG_SPLIT_KEYS as _SPLIT_KEYS
 from .recommendation import RecDataset, binary_csr, split_fingerprint
 
 __all__ = [
@@ -277,10 +279,144 @@ def _pick_edge_type(data: Any, edge_type: Any) -> Tuple[str, str, str]:
     raise ConfigError(f"several candidate edge types {edge_types}: pass edge_type=(user type, relation, item type)")
 
 
+def _hetero_index(store: Any, key: str, et: Tuple[str, str, str], sizes: Tuple[int, int],
+                  types: Tuple[str, str]) -> np.ndarray:
+    """The validated int64 ``[2, E]`` array ``store[key]`` of edge type ``et``: row 0 holds ids
+    of node type ``types[0]`` (``< sizes[0]``), row 1 of ``types[1]`` (``< sizes[1]``)."""
+    field = f"{et}.{key}"
+    value = store[key] if key in store else None
+    if value is None:
+        raise DataFormatError(f"the edge type has no {key}", field=field,
+                              expected=f"an integer [2, E] {key}", got=None)
+    ei = _numpy(value)
+    if ei.ndim != 2 or ei.shape[0] != 2 or ei.dtype.kind not in "iu":
+        raise DataFormatError(f"bad {key}", field=field, expected="an integer array of shape [2, E]",
+                              got=f"{ei.dtype} {tuple(ei.shape)}")
+    for row in (0, 1):
+        if ei.shape[1] and (ei[row].min() < 0 or ei[row].max() >= sizes[row]):
+            bad = int(ei[row].min()) if ei[row].min() < 0 else int(ei[row].max())
+            raise DataFormatError(f"{key} row {row} ({types[row]} ids) out of range", field=field,
+                                  expected=f"ids in [0, {sizes[row]})", got=bad)
+    return ei.astype(np.int64)
+
+
+def _bipartite_hetero(data: Any, edge_type: Any, what: str) -> Tuple[Tuple[str, str, str], np.ndarray, int, int]:
+    """``(edge type, edge_index [2, E] int64, num_users, num_items)`` of the user -> item edge
+    type of a bipartite HeteroData, validated (the one reader behind
+    :func:`rec_dataset_from_hetero` and ``Graph.from_pyg``)."""
+    if _pyg_class(data) != "HeteroData":
+        raise DataFormatError(f"{what} expects a torch_geometric HeteroData",
+                              expected="torch_geometric.data.HeteroData", got=type(data).__name__)
+    et = _pick_edge_type(data, edge_type)
+    src, _, dst = et
+    counts = []
+    for nt in (src, dst):
+        n = data[nt].num_nodes
+        if n is None:
+            raise DataFormatError(f"node type {nt!r} has no num_nodes (and no x to infer it from)",
+                                  field=f"{nt}.num_nodes", expected="an int", got=None)
+        counts.append(int(n))
+    ei = _hetero_index(data[et], "edge_index", et, (counts[0], counts[1]), (src, dst))
+    return et, ei, counts[0], counts[1]
+
+
+def _hetero_weight(store: Any, et: Tuple[str, str, str], num_edges: int) -> Optional[np.ndarray]:
+    """The 1-D ``edge_weight`` (else a 1-D ``edge_attr``) of an edge store, or ``None``."""
+    for key in ("edge_weight", "edge_attr"):
+        value = store[key] if key in store else None
+        if value is None:
+            continue
+        w = _numpy(value)
+        if w.ndim != 1:
+            if key == "edge_attr":
+                continue  # multi-dimensional edge features are not weights
+            raise DataFormatError("edge_weight must hold one weight per edge", field=f"{et}.{key}",
+                                  expected=f"shape [{num_edges}]", got=tuple(w.shape))
+        if w.shape[0] != num_edges:
+            raise DataFormatError(f"{key} must hold one weight per edge", field=f"{et}.{key}",
+                                  expected=f"shape [{num_edges}]", got=tuple(w.shape))
+        return w
+    return None
+
+
+def _merged_pairs(a: np.ndarray, b: np.ndarray, w: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, Any]:
+    """Sorted unique (a, b) pairs, with the weights of duplicates summed."""
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    new = np.ones(a.shape[0], dtype=bool)
+    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    ws = None
+    if w is not None:
+        ws = np.add.reduceat(w[order].astype(np.float64), np.flatnonzero(new)) if a.size else w[:0]
+    return a[new], b[new], ws
+
+
+def _graph_from_hetero(data: Any, edge_type: Any = None) -> Any:
+    """``Graph.from_pyg`` of a bipartite HeteroData (see there)."""
+    from ..graph import Graph
+
+    et, ei, n_users, n_items = _bipartite_hetero(data, edge_type, "Graph.from_pyg")
+    src, _, dst = et
+    w = _hetero_weight(data[et], et, ei.shape[1])
+    for other in (tuple(t) for t in data.edge_types):
+        if other == et:
+            continue
+        if other[0] != dst or other[2] != src:
+            raise ConfigError(f"the HeteroData has the edge type {other} besides {et}; a Graph holds one user-item "
+                              "relation (and optionally its reverse): drop the others or convert them separately")
+        rev = _hetero_index(data[other], "edge_index", other, (n_items, n_users), (dst, src))
+        rw = _hetero_weight(data[other], other, rev.shape[1])
+        if (w is None) != (rw is None):
+            raise DataFormatError(f"the reverse edge type {other} is not the reverse of {et}: only one of them has "
+                                  "edge weights", field=f"{other}.edge_weight",
+                                  expected="weights on both or on neither", got="weights on one")
+        fu, fi, fw = _merged_pairs(ei[0], ei[1], w)
+        ru, ri, rws = _merged_pairs(rev[1], rev[0], rw)
+        if not (np.array_equal(fu, ru) and np.array_equal(fi, ri)):
+            diff = np.setxor1d(fu * max(n_items, 1) + fi, ru * max(n_items, 1) + ri).size
+            raise DataFormatError(f"the reverse edge type {other} is not the reverse of {et}", field=f"{other}.edge_index",
+                                  expected=f"the {fu.size} reversed {et} pairs", got=f"{diff} pair(s) in only one of them")
+        if fw is not None and not np.allclose(fw, rws, rtol=1e-6, atol=0.0):
+            k = int(np.flatnonzero(~np.isclose(fw, rws, rtol=1e-6, atol=0.0))[0])
+            raise DataFormatError(f"the reverse edge type {other} has other weights than {et}",
+                                  field=f"{other}.edge_weight", expected=f"{fw[k]} for pair ({fu[k]}, {fi[k]})",
+                                  got=float(rws[k]))
+    return Graph.from_user_item(ei[0], ei[1], n_users, n_items, w)
+
+
+def _given_split(data: Any, et: Tuple[str, str, str], ei: np.ndarray, n_users: int, n_items: int, *,
+                 name: str, ignored: list) -> RecDataset:
+    """The RecDataset whose train/valid/test are a HeteroData's ``edge_index`` /
+    ``val_edge_index`` / ``test_edge_index`` (what :meth:`RecDataset.to_pyg` writes)."""
+    src, _, dst = et
+    store = data[et]
+    val = _hetero_index(store, _SPLIT_KEYS[0], et, (n_users, n_items), (src, dst))
+    test = _hetero_index(store, _SPLIT_KEYS[1], et, (n_users, n_items), (src, dst))
+    train_m = binary_csr(ei[0], ei[1], n_users, n_items)
+    valid_m = binary_csr(val[0], val[1], n_users, n_items)
+    test_m = binary_csr(test[0], test[1], n_users, n_items)
+    full = binary_csr(np.concatenate([ei[0], val[0]]), np.concatenate([ei[1], val[1]]), n_users, n_items)
+    meta: Dict[str, Any] = {
+        "format": "hetero",
+        "split": "given",
+        "split_definition": f"the HeteroData's {et} edge_index (train), {_SPLIT_KEYS[0]} and {_SPLIT_KEYS[1]}",
+        "val_ratio": None,
+        "test_ratio": None,
+        "split_seed": None,
+        "interactions": int(ei.shape[1] + val.shape[1] + test.shape[1]),
+        "duplicate_pairs_dropped": int(ei.shape[1] + val.shape[1] + test.shape[1]
+                                       - train_m.nnz - valid_m.nnz - test_m.nnz),
+        "users_without_train": int((np.diff(train_m.indptr) == 0).sum()),
+        "edge_type": list(et), "user_type": src, "item_type": dst, "ignored_edge_attributes": ignored,
+    }
+    return RecDataset(name=name, num_users=n_users, num_items=n_items, train=train_m, valid=valid_m, test=test_m,
+                      full_train=full, fingerprint=split_fingerprint(train_m, valid_m, test_m), meta=meta)
+
+
 def rec_dataset_from_hetero(
     data: Any,
     edge_type: Any = None,
-    split: str = "random",
+    split: Optional[str] = None,
     val_ratio: float = 0.1,
     test_ratio: float = 0.2,
     seed: int = 2020,
@@ -293,57 +429,52 @@ def rec_dataset_from_hetero(
     The data must have exactly two node types and one edge type between them, or a pair
     of reverse edge types (one of them named ``rev_*``, as ``ToUndirected`` makes; otherwise
     pass ``edge_type``).  The source node type of that edge type are the users, the target
-    the items; ``num_users``/``num_items`` are the two node stores' ``num_nodes``.  Its
-    ``edge_index`` pairs are the interactions (duplicates collapse); the reverse edge
-    type, edge attributes, per-edge split masks and ``edge_label``/``edge_label_index``
-    are ignored: the standardized split of :func:`rec_dataset_from_matrix` is drawn.
+    the items; ``num_users``/``num_items`` are the two node stores' ``num_nodes``.
+
+    Split: when the edge type carries ``val_edge_index`` and ``test_edge_index`` (what
+    :meth:`RecDataset.to_pyg` writes), its ``edge_index`` is the training split and those
+    two the validation and test splits (``split="given"``; the fingerprint is the one of
+    the dataset that wrote them).  Otherwise its ``edge_index`` pairs are all the
+    interactions and the standardized split of :func:`rec_dataset_from_matrix` is drawn
+    (``split="random"``).  Duplicates collapse; the reverse edge type, edge attributes,
+    per-edge split masks and ``edge_label``/``edge_label_index`` are ignored (``meta``
+    lists the ignored attributes).
 
     Args:
         data: a ``torch_geometric.data.HeteroData``.
         edge_type: the ``(user type, relation, item type)`` tuple (or a unique relation
             name) to read, when the data has several candidates.
-        split: ``"random"`` (a HeteroData has no timestamps).
-        val_ratio: validation fraction per user.
-        test_ratio: test fraction per user.
+        split: ``None`` (``"given"`` when the split attributes are there, else
+            ``"random"``), ``"given"`` or ``"random"`` (a HeteroData has no timestamps).
+        val_ratio: validation fraction per user (random split).
+        test_ratio: test fraction per user (random split).
         seed: seed of the random split.
         name: dataset name to record.
-        group_by_user: split per user (default) or all interactions as one group.
+        group_by_user: split per user (default) or all interactions as one group (random split).
 
     Raises:
         DataFormatError: not two node types, edges within a node type, a missing
-            ``edge_index`` or ``num_nodes``, ids out of range.
+            ``edge_index`` or ``num_nodes``, ids out of range, only one of
+            ``val_edge_index``/``test_edge_index``.
         ConfigError: several candidate edge types and no ``edge_type``, or bad split options.
     """
-    if _pyg_class(data) != "HeteroData":
-        raise DataFormatError("rec_dataset_from_hetero expects a torch_geometric HeteroData",
-                              expected="torch_geometric.data.HeteroData", got=type(data).__name__)
-    et = _pick_edge_type(data, edge_type)
+    et, ei, n_users, n_items = _bipartite_hetero(data, edge_type, "rec_dataset_from_hetero")
     src, _, dst = et
     store = data[et]
-    ei = getattr(store, "edge_index", None) if "edge_index" in store else None
-    field = f"{et}.edge_index"
-    if ei is None:
-        raise DataFormatError("the edge type has no edge_index", field=field,
-                              expected="an integer [2, E] edge_index", got=None)
-    ei = _numpy(ei)
-    if ei.ndim != 2 or ei.shape[0] != 2 or ei.dtype.kind not in "iu":
-        raise DataFormatError("bad edge_index", field=field, expected="an integer array of shape [2, E]",
-                              got=f"{ei.dtype} {tuple(ei.shape)}")
-    counts = []
-    for nt in (src, dst):
-        n = data[nt].num_nodes
-        if n is None:
-            raise DataFormatError(f"node type {nt!r} has no num_nodes (and no x to infer it from)",
-                                  field=f"{nt}.num_nodes", expected="an int", got=None)
-        counts.append(int(n))
-    for row, nt, n in ((0, src, counts[0]), (1, dst, counts[1])):
-        if ei.shape[1] and (ei[row].min() < 0 or ei[row].max() >= n):
-            bad = int(ei[row].min()) if ei[row].min() < 0 else int(ei[row].max())
-            raise DataFormatError(f"edge_index row {row} ({nt} ids) out of range", field=field,
-                                  expected=f"ids in [0, {n})", got=bad)
+    carried = [k for k in _SPLIT_KEYS if k in store]
+    if split is None:
+        if len(carried) == 1:
+            missing = [k for k in _SPLIT_KEYS if k not in carried][0]
+            raise DataFormatError(f"the edge type carries {carried[0]} but no {missing}: a given split needs both "
+                                  "(or pass split='random' to draw one)", field=f"{et}.{missing}",
+                                  expected="an integer [2, E] tensor", got=None)
+        split = "given" if carried else "random"
+    if split == "given":
+        ignored = sorted(k for k in store.keys() if k not in ("edge_index", *_SPLIT_KEYS))
+        return _given_split(data, et, ei, n_users, n_items, name=name, ignored=ignored)
     ignored = sorted(k for k in store.keys() if k != "edge_index")
     return _rec_from_pairs(
-        ei[0].astype(np.int64), ei[1].astype(np.int64), counts[0], counts[1], what="HeteroData", fmt="hetero",
+        ei[0], ei[1], n_users, n_items, what="HeteroData", fmt="hetero",
         split=split, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed, group_by_user=group_by_user,
         name=name, extra_meta={"edge_type": list(et), "user_type": src, "item_type": dst,
                                "ignored_edge_attributes": ignored},

@@ -84,8 +84,34 @@ class NodeDataset:
             "dataset": self.name, "fingerprint": self.fingerprint, "split": self.split, "split_seed": self.split_seed,
         }
 
+    @classmethod
+    def from_pyg(cls, data: Any, **options: Any) -> "NodeDataset":
+        """A NodeDataset from a PyG ``Data`` with ``x``, ``edge_index`` and ``y``.
+
+        The same conversion as :func:`graphkit.datasets.node_dataset_from_pyg` (and
+        ``as_dataset(data)``): the data's ``train_mask``/``val_mask``/``test_mask`` are the
+        split when all three are present, otherwise the random Planetoid split is drawn;
+        the graph is made undirected, self-loops dropped.  ``NodeDataset.from_pyg(ds.to_pyg())``
+        gives back the split of ``ds`` (the same :attr:`fingerprint`).
+
+        Args:
+            data: a ``torch_geometric.data.Data``.
+            **options: keyword options of :func:`~graphkit.datasets.node_dataset_from_pyg`:
+                ``split`` (``None``/``"masks"``/``"random"``), ``seed``,
+                ``num_train_per_class``, ``num_val``, ``num_test``, ``to_undirected``, ``name``.
+
+        Raises:
+            DataFormatError: a missing or malformed ``x``, ``y``, ``edge_index`` or mask (the
+                error names the field, what was expected and what was found).
+            ConfigError: an unknown option, bad split options.
+        """
+        from .convert import _call, node_dataset_from_pyg
+
+        return _call(node_dataset_from_pyg, data, options)
+
     def to_pyg(self) -> Any:
-        """A ``torch_geometric.data.Data`` with ``x``, ``y``, ``edge_index`` and the three masks."""
+        """A ``torch_geometric.data.Data`` with ``x``, ``y``, ``edge_index`` and the three masks
+        (:meth:`from_pyg` reads it back with the same split)."""
         m = self.masks()
         attrs: Dict[str, Any] = {"y": self.y, "train_mask": m["train"], "val_mask": m["val"], "test_mask": m["test"]}
         if self.x is not None:

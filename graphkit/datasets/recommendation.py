@@ -74,6 +74,10 @@ MAX_ID = 2**31 - 2
 
 _SENTINEL = -1  # marks line ends in the fast parser; real ids are never negative
 
+#: The edge attributes :meth:`RecDataset.to_pyg` stores the validation and test splits in
+#: (read back by :func:`graphkit.datasets.rec_dataset_from_hetero`).
+_PYG_SPLIT_KEYS = ("val_edge_index", "test_edge_index")
+
 
 # ----------------------------------------------------------------------------- dataset
 @dataclass(eq=False)
@@ -123,6 +127,69 @@ class RecDataset:
             users, items = self.interactions("train")
             self._graph = Graph.from_user_item(users, items, num_users=self.num_users, num_items=self.num_items)
         return self._graph
+
+    def to_pyg(self, edge_type: Tuple[str, str, str] = ("user", "to", "item"), *, reverse: bool = False,
+               link_split: bool = False) -> Any:
+        """The dataset as PyG ``HeteroData``, split included.
+
+        Default: one ``HeteroData`` whose node stores ``edge_type[0]`` (users) and
+        ``edge_type[2]`` (items) have ``num_nodes`` set to ``num_users``/``num_items``, and
+        whose edge type ``edge_type`` holds
+
+        * ``edge_index`` ``[2, E_train]``: the **training** interactions (row 0 user ids,
+          row 1 item ids), the graph to pass messages on (``Graph.from_pyg`` of it equals
+          :meth:`graph`);
+        * ``val_edge_index`` ``[2, E_val]`` and ``test_edge_index`` ``[2, E_test]``: the
+          validation and test interactions, in the same layout.
+
+        ``graphkit.datasets.as_dataset`` (and so ``graphkit.fit``) reads this object back
+        as the same split: same train/valid/test and the same :attr:`fingerprint`.
+
+        ``link_split=True`` returns ``(train_data, val_data, test_data)`` in the layout of
+        PyG's ``RandomLinkSplit``: each a ``HeteroData`` whose ``edge_index`` is the training
+        graph (graphkit's protocol: every split is scored on embeddings of the training
+        graph; ``RandomLinkSplit`` would add the validation edges to the test graph) and
+        whose ``edge_label_index``/``edge_label`` are that split's positive pairs and ones
+        (no negatives: draw them per batch, e.g. with ``LinkNeighborLoader(neg_sampling=...)``).
+        Items to exclude when ranking the test split are the training plus validation pairs
+        (:attr:`full_train`).
+
+        Args:
+            edge_type: ``(user type, relation, item type)`` naming the node and edge types.
+            reverse: also store the item -> user training edges as the edge type
+                ``(item type, "rev_" + relation, user type)`` (what PyG's ``ToUndirected``
+                adds; ``as_dataset`` and ``Graph.from_pyg`` accept it).
+            link_split: return the ``RandomLinkSplit``-style triple instead of one object.
+
+        Raises:
+            ConfigError: a malformed ``edge_type``.
+        """
+        import torch
+
+        from ..graph import _hetero_edge_type
+
+        et = _hetero_edge_type(edge_type)
+        graph = self.graph()
+
+        def pairs(mat: Optional[sp.csr_matrix]) -> "torch.Tensor":
+            if mat is None:
+                return torch.zeros((2, 0), dtype=torch.long)
+            u, i = csr_pairs(mat)
+            return torch.from_numpy(np.stack([u, i]))
+
+        if not link_split:
+            data = graph.to_pyg(hetero=et, reverse=reverse)
+            for key, mat in zip(_PYG_SPLIT_KEYS, (self.valid, self.test)):
+                data[et][key] = pairs(mat)
+            return data
+        out = []
+        for mat in (self.train, self.valid, self.test):
+            data = graph.to_pyg(hetero=et, reverse=reverse)
+            label_index = pairs(mat)
+            data[et].edge_label_index = label_index
+            data[et].edge_label = torch.ones(label_index.shape[1])
+            out.append(data)
+        return tuple(out)
 
     def interactions(self, split: str = "train") -> Tuple[np.ndarray, np.ndarray]:
         """The (user, item) index arrays of a split, in row-major sorted order.

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, GraphError
 from ..graph import Graph
 
 
@@ -144,12 +144,77 @@ class NodeModel(nn.Module):
     def forward(self, x: Any, graph: Graph) -> torch.Tensor:  # type: ignore[override]
         """Class logits ``[N, C]`` (log-probabilities are fine too) of every node.
 
+        graphkit's node models also take PyG's call convention ``model(x, edge_index)``
+        (optionally ``model(x, edge_index, edge_weight)``): see :meth:`_as_graph`.
+
         Args:
             x: node inputs, as returned by :meth:`node_inputs` (features ``[N, F]``, dense or
                 ``torch.sparse_csr`` when :attr:`sparse_input` is set).
-            graph: the graph.
+            graph: the graph (:class:`~graphkit.Graph`), or a PyG ``edge_index`` ``[2, E]``.
         """
         raise NotImplementedError
+
+    def _as_graph(self, graph: Any, num_nodes: int, edge_weight: Any = None) -> Graph:
+        """The :class:`~graphkit.Graph` to run on: ``graph`` itself, or the graph of a PyG ``edge_index``.
+
+        An ``edge_index`` (an integer tensor ``[2, E]``, row 0 sources, row 1 targets) becomes
+        ``Graph.from_edge_index(edge_index, num_nodes, edge_weight)`` on the edge_index's
+        device: duplicate edges merged (weights summed), ids checked against ``num_nodes``.
+        The graph is cached on the model, keyed on the tensors' memory, shape, strides,
+        device and in-place version (and ``num_nodes``), so calling the model again with the
+        same ``edge_index`` does not rebuild it (nor its normalized adjacency).  Edges are read
+        as PyG reads them (messages flow from ``edge_index[0]`` to ``edge_index[1]``, so a node
+        aggregates over its in-edges), so a directed ``edge_index`` gives PyG's answer too.
+
+        Args:
+            graph: a :class:`~graphkit.Graph`, or an ``edge_index`` tensor.
+            num_nodes: the number of nodes N (the rows of ``x``).
+            edge_weight: optional float weights ``[E]`` of the edge_index's edges (fixed: no
+                gradient flows to them).
+
+        Raises:
+            ConfigError: ``graph`` is neither; ``edge_weight`` given with a Graph, or
+                requiring grad.
+            GraphError: edge_index ids out of ``[0, num_nodes)``, bad weights.
+        """
+        if isinstance(graph, Graph):
+            if edge_weight is not None:
+                raise ConfigError("edge_weight goes with an edge_index; a graphkit Graph carries its own weights")
+            return graph
+        int_types = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+        if not (isinstance(graph, torch.Tensor) and graph.layout == torch.strided and graph.dim() == 2
+                and graph.shape[0] == 2 and graph.dtype in int_types):
+            got = (f"a {graph.dtype} tensor of shape {tuple(graph.shape)}" if isinstance(graph, torch.Tensor)
+                   else f"a {type(graph).__name__}")
+            raise ConfigError(f"{type(self).__name__} takes a graphkit Graph or a PyG edge_index (an integer tensor "
+                              f"of shape [2, E]) after x, got {got}")
+        if edge_weight is not None:
+            if not isinstance(edge_weight, torch.Tensor):
+                raise ConfigError(f"edge_weight must be a tensor of shape [E], got a {type(edge_weight).__name__}")
+            if edge_weight.requires_grad:
+                raise ConfigError("edge_weight requires grad, but graphkit builds a fixed graph from it (no gradient "
+                                  "would reach it): pass edge_weight.detach()")
+
+        def tensor_key(t: torch.Tensor) -> Tuple[Any, ...]:
+            return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device, t._version)
+
+        key = (tensor_key(graph), None if edge_weight is None else tensor_key(edge_weight), int(num_nodes))
+        cached = self.__dict__.get("_edge_index_graph")
+        if cached is not None and cached[0] == key:
+            return cached[3]
+        for row, what in ((0, "source"), (1, "target")):  # named as the caller's edge_index has them
+            ids = graph[row]
+            bad = (ids < 0) | (ids >= int(num_nodes))
+            if bool(bad.any()):
+                i = int(torch.nonzero(bad)[0])
+                raise GraphError(f"edge_index: {what} id {int(ids[i])} at position {i} is out of range for "
+                                 f"{int(num_nodes)} nodes")
+        # PyG's message passing (flow "source_to_target") aggregates at edge_index[1] over edge_index[0];
+        # graphkit aggregates a CSR row over its columns: the rows are the targets.
+        g = Graph.from_edge_index(graph.flip(0), int(num_nodes), edge_weight).to(graph.device)
+        # the tensors are kept with the key: their memory cannot be reused by another tensor meanwhile
+        self.__dict__["_edge_index_graph"] = (key, graph, edge_weight, g)
+        return g
 
     def auxiliary_loss(self) -> "torch.Tensor | None":
         """An extra training loss computed from the last forward pass (e.g. self-supervision), or None."""

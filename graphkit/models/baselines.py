@@ -45,6 +45,17 @@ def _single_threaded_blas() -> Any:
     return threadpool_limits(1, "blas")
 
 
+def _fold_rows(interactions: Any, num_items: int) -> sp.csr_matrix:
+    """``interactions`` as a binary float32 CSR matrix ``[n, num_items]`` (duplicates merged)."""
+    R = sp.csr_matrix(interactions, dtype=np.float32)
+    if R.ndim != 2 or R.shape[1] != num_items:
+        raise ConfigError(f"interactions must be [n, num_items={num_items}], got shape {R.shape}")
+    R.sum_duplicates()
+    R.eliminate_zeros()
+    R.data[:] = 1.0
+    return R
+
+
 class FittedRecommender(RecommenderModel):
     """Base of the recommenders that are fitted by their own solver, not by BPR steps.
 
@@ -108,6 +119,14 @@ class Popularity(FittedRecommender):
         """``(ones [U, 1], item_counts [I, 1])``: the score of every user for item ``i`` is ``n_i``."""
         ones = torch.ones(self.num_users, 1, device=self.item_counts.device)
         return ones, self.item_counts.unsqueeze(1)
+
+    def fold_in_users(self, interactions: sp.csr_matrix) -> torch.Tensor:
+        """``ones [n, 1]``: a new user gets the same popularity ranking as everyone.
+
+        Args:
+            interactions: ``[n, I]`` sparse matrix of the new users' items (only its row count matters).
+        """
+        return torch.ones(_fold_rows(interactions, self.num_items).shape[0], 1, device=self.item_counts.device)
 
 
 class ALS(FittedRecommender):
@@ -200,6 +219,34 @@ class ALS(FittedRecommender):
         """``(user_factors [U, f], item_factors [I, f])``."""
         return self.user_factors, self.item_factors
 
+    @torch.no_grad()
+    def fold_in_users(self, interactions: sp.csr_matrix) -> torch.Tensor:
+        r"""Factors of users *not* trained, item factors fixed: ALS's own user step.
+
+        For a user with items ``N(u)`` the user half of an ALS sweep is the exact minimiser
+        ``x_u = (YᵀY + (α − 1) Σ_{i∈N(u)} y_i y_iᵀ + λI)⁻¹ · α Σ_{i∈N(u)} y_i`` (confidence α on
+        the user's items, 1 elsewhere, as ``implicit`` weighs them; solved directly, not by CG).
+
+        Args:
+            interactions: ``[n, I]`` sparse matrix of the new users' items (non-zeros).
+
+        Returns:
+            ``[n, f]`` float tensor.
+        """
+        R = _fold_rows(interactions, self.num_items)
+        Y = self.item_factors.double().cpu()
+        yty = Y.T @ Y
+        eye = torch.eye(Y.shape[1], dtype=torch.float64)
+        out = torch.zeros(R.shape[0], Y.shape[1], dtype=torch.float64)
+        for u in range(R.shape[0]):
+            idx = torch.from_numpy(R.indices[R.indptr[u]:R.indptr[u + 1]].astype(np.int64))
+            if idx.numel() == 0:
+                continue
+            Yu = Y[idx]
+            A = yty + (self.alpha - 1.0) * (Yu.T @ Yu) + self.regularization * eye
+            out[u] = torch.linalg.solve(A, self.alpha * Yu.sum(0))
+        return out.to(self.item_factors.device, torch.float32)
+
 
 class EASE(FittedRecommender):
     r"""EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019): a
@@ -265,3 +312,12 @@ class EASE(FittedRecommender):
             raise NotFittedError("EASE.embeddings() needs the training matrix: call prepare() or fit_interactions()")
         x = torch.from_numpy(self._train.toarray()).to(self.weights.device)
         return x, self.weights.T
+
+    @torch.no_grad()
+    def fold_in_users(self, interactions: sp.csr_matrix) -> torch.Tensor:
+        """The users' binary rows ``X_new [n, I]``: EASE scores ``X_new B`` need nothing learned per user.
+
+        Args:
+            interactions: ``[n, I]`` sparse matrix of the new users' items (non-zeros).
+        """
+        return torch.from_numpy(_fold_rows(interactions, self.num_items).toarray()).to(self.weights.device)

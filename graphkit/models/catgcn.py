@@ -1,7 +1,7 @@
 """CatGCN (Chen et al., TKDE 2021): graph convolution for nodes with categorical features."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List
+from typing import Any, ClassVar, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -285,15 +285,19 @@ class CatGCN(NodeModel):
             out = (1.0 - self.alpha) * graph.spmm(out, norm="sym", self_loops=True) + self.alpha * h0
         return out
 
-    def forward(self, x: CategoricalFeatures, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: CategoricalFeatures, graph: Any,  # type: ignore[override]
+                edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Class scores ``[N, C]``: :meth:`interaction`, then :meth:`aggregate`.
 
         Args:
             x: the nodes' :class:`~graphkit.datasets.catgcn.CategoricalFeatures`.
-            graph: the graph.
+            graph: the graph, or a PyG ``edge_index`` ``[2, E]`` over the ``x.num_nodes``
+                nodes (built once and cached, :meth:`NodeModel._as_graph`).
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
         if not isinstance(x, CategoricalFeatures):
             raise ConfigError(f"CatGCN expects CategoricalFeatures as x, got {type(x).__name__}")
+        graph = self._as_graph(graph, x.num_nodes, edge_weight)
         if x.num_nodes != graph.num_nodes:
             raise ConfigError(f"features describe {x.num_nodes} nodes, the graph has {graph.num_nodes}")
         return self.aggregate(self.interaction(x), graph)
@@ -345,13 +349,17 @@ class FieldSumGCN(NodeModel):
     def node_inputs(self, dataset: Any) -> CategoricalFeatures:
         return categorical_inputs(dataset)
 
-    def forward(self, x: CategoricalFeatures, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: CategoricalFeatures, graph: Any,  # type: ignore[override]
+                edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Class scores ``[N, C]``: a two-layer GCN on the summed value embeddings.
 
         Args:
             x: the nodes' :class:`~graphkit.datasets.catgcn.CategoricalFeatures`.
-            graph: the graph.
+            graph: the graph, or a PyG ``edge_index`` ``[2, E]`` (built once and cached,
+                :meth:`NodeModel._as_graph`).
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
+        graph = self._as_graph(graph, x.num_nodes, edge_weight)
         h = self.embedding(x.global_index, x.indptr[:-1])
         h = F.dropout(h, self.dropout, self.training)
         h = F.relu(self.conv1(h, graph))

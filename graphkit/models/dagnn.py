@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Dict, List
+from typing import Any, ClassVar, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -179,24 +179,33 @@ class DAGNN(NodeModel):
         h = F.dropout(h, self.dropout, self.training)
         return self.lin2(h)
 
-    def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, graph: Any,  # type: ignore[override]
+                edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Log-probabilities ``[N, C]``.
+
+        ``model(x, graph)`` or, PyG style, ``model(x, edge_index[, edge_weight])``: the
+        edge_index's graph is built once and cached (:meth:`NodeModel._as_graph`).
 
         Args:
             x: node features ``[N, F]``, dense or ``torch.sparse_csr``.
-            graph: the graph.
+            graph: the graph, or a PyG ``edge_index`` ``[2, E]`` over the ``N`` nodes.
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
+        graph = self._as_graph(graph, x.shape[0], edge_weight)
         z = self.mlp(x)
         return F.log_softmax(self.prop(z, graph), dim=-1)
 
     @torch.no_grad()
-    def retainment_scores(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:
+    def retainment_scores(self, x: torch.Tensor, graph: Any,
+                          edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Eval-mode retainment scores ``[N, K+1]`` (how much of each hop every node keeps).
 
         Args:
             x: node features ``[N, F]``.
-            graph: the graph.
+            graph: the graph, or a PyG ``edge_index`` ``[2, E]``.
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
+        graph = self._as_graph(graph, x.shape[0], edge_weight)
         was = self.training
         self.eval()
         try:

@@ -203,28 +203,36 @@ class GCN(NodeModel):
             groups.append({"params": rest, "weight_decay": 0.0})
         return groups
 
-    def embed(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, graph: Any, edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Hidden node representations: the output of all but the last convolution (after ReLU).
 
         With ``num_layers == 1`` this is ``x`` itself.
 
         Args:
             x: node features ``[N, F]``.
-            graph: the graph.
+            graph: the graph, or a PyG ``edge_index`` ``[2, E]`` (as in :meth:`forward`).
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
+        graph = self._as_graph(graph, x.shape[0], edge_weight)
         h = x
         for conv in self.convs[:-1]:
             h = sparse_dropout(h, self.dropout, self.training)
             h = F.relu(conv(h, graph))
         return h
 
-    def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, graph: Any,  # type: ignore[override]
+                edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Class logits ``[N, C]``; keeps the hidden representation in ``last_hidden``.
+
+        ``model(x, graph)`` or, PyG style, ``model(x, edge_index[, edge_weight])``: the
+        edge_index's graph is built once and cached (:meth:`NodeModel._as_graph`).
 
         Args:
             x: node features ``[N, F]``, dense or ``torch.sparse_csr``.
-            graph: the graph.
+            graph: the graph, or a PyG ``edge_index`` ``[2, E]`` over the ``N`` nodes.
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
+        graph = self._as_graph(graph, x.shape[0], edge_weight)
         h = self.embed(x, graph)
         self.last_hidden = h if self.num_layers > 1 else None
         h = sparse_dropout(h, self.dropout, self.training)

@@ -588,21 +588,28 @@ class LargeGT(NodeModel):
             parts.append(self.global_forward(tokens[:, 0], node_ids))
         return self.classifier(self.ffn(torch.cat(parts, dim=1)))
 
-    def forward(self, x: torch.Tensor, graph: Optional[Graph] = None,  # type: ignore[override]
-                node_ids: Optional[torch.Tensor] = None, chunk_size: int = 1024) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, graph: Any = None,  # type: ignore[override]
+                node_ids: Optional[torch.Tensor] = None, chunk_size: int = 1024, *,
+                edge_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Token sequences ``[B, T, F]`` → logits ``[B, C]``; or node features ``[N, F]`` with
         ``graph`` → logits ``[N, C]`` for every node (sequences drawn with ``token_seed``).
 
+        With node features, ``graph`` may also be a PyG ``edge_index`` ``[2, E]``
+        (``model(x, edge_index)``, weights as ``edge_weight=``): its graph is built once and
+        cached (:meth:`NodeModel._as_graph`).
+
         Args:
             x: token sequences ``[B, T, F]``, or node features ``[N, F]``.
-            graph: the graph (needed with node features).
+            graph: the graph or an ``edge_index`` (needed with node features).
             node_ids: global ids of the batch nodes (token-sequence input).
             chunk_size: nodes per chunk when running every node.
+            edge_weight: optional weights ``[E]`` of an ``edge_index``'s edges.
         """
         if x.dim() == 3:
             return self.forward_tokens(x, node_ids)
         if graph is None:
             raise ConfigError("LargeGT.forward needs token sequences [B, T, F], or node features [N, F] and the graph")
+        graph = self._as_graph(graph, x.shape[0], edge_weight)
         from ..sampling import LargeGTTokenSampler
 
         key = (id(graph), x.data_ptr(), tuple(x.shape))

@@ -538,6 +538,7 @@ class UltraGCN(RecommenderModel):
             self.item_neighbor_weights.copy_(torch.from_numpy(weights))
             self.prepared.fill_(True)
         self._ready = True
+        self._train_nnz = int(R.nnz)  # positives per epoch, for fold_in_users' default L2 weight
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
@@ -656,6 +657,98 @@ class UltraGCN(RecommenderModel):
     def embeddings(self) -> Tuple[Tensor, Tensor]:
         """``(user_embedding.weight, item_embedding.weight)`` (detached, shared storage)."""
         return self.user_embedding.weight.detach(), self.item_embedding.weight.detach()
+
+    def fold_in_users(self, interactions: sp.csr_matrix, iters: int = 100, batch_size: int = 1024,
+                      train_interactions: Optional[int] = None, reg: Optional[float] = None) -> Tensor:
+        r"""Embeddings of users *not* trained, item embeddings frozen (no refit).
+
+        UltraGCN scores with plain embeddings, so a new user ``u`` is exactly the ``e_u``
+        that minimises the model's own loss with every item fixed.  Its terms that involve
+        ``e_u`` — the positives' ``L_O + L_C``, the negatives' ``L_O + L_C`` in *expectation*
+        over the sampler (each positive draws ``n`` uniform negatives from ``C``: all items or
+        the non-positives, per ``negative_sampling``), the item–item term ``L_I`` of its
+        positives' neighbours and the L2 norm loss — give, with ``s_j = e_u·e_j``,
+
+        .. math::
+            f(e_u) = \sum_j a_j\,\ell^+(s_j) + b_j\,\ell^-(s_j) + \tfrac{r}{2}\lVert e_u\rVert^2,
+
+        .. math::
+            a_j = [j\in N(u)](w_1 + w_2\beta_{u,j}) + \gamma\sum_{i\in N(u)}\omega_{i,j}[j\in S(i)],\quad
+            b_j = [j\in C]\,\frac{d_u\,\nu\,(w_3 + w_4\beta_{u,j})}{|C|},
+
+        with ``ν = negative_weight``, ``β_{u,j} = β_u β_j`` (``β_u`` from the new degree ``d_u``,
+        ``β_j`` the trained item factor) and ``r = norm_weight · steps per epoch``: the norm
+        loss is added at every training step while a user's terms come once per epoch, so one
+        epoch of training weighs them in this ratio.  ``f`` is convex (softplus of linear
+        functions plus an L2 term); it is minimised from ``e_u = 0`` by L-BFGS with a
+        strong-Wolfe line search, all users of the call at once (their problems are
+        independent).  ``iters=100`` was chosen on ml-1m's validation split
+        (``benchmarks/bench_fold_in.py``, tuning seed 7) among 20 / 50 / 100, and the epoch
+        weighting of the L2 term against 0.1x and 10x of it (docs/recommender.md).
+
+        Args:
+            interactions: ``[n, I]`` sparse matrix, the new users' items (non-zeros).
+            iters: L-BFGS iterations (at most; it stops earlier at its tolerances).
+            batch_size: the training batch size (sets the steps per epoch).
+            train_interactions: positives per epoch in training (default: those seen by
+                :meth:`prepare`).
+            reg: the L2 weight ``r`` itself (overrides the two arguments above).
+
+        Returns:
+            ``[n, d]`` tensor on the model's device.  A user without items gets zeros.
+        """
+        R = _binary_csr(interactions, "interactions")
+        if R.shape[1] != self.num_items:
+            raise ConfigError(f"interactions must be [n, num_items={self.num_items}], got shape {R.shape}")
+        rows_per_call = max(1, (1 << 24) // self.num_items)  # bounds the dense [n, I] weight matrices
+        if R.shape[0] > rows_per_call:
+            return torch.cat([self.fold_in_users(R[s:s + rows_per_call], iters, batch_size, train_interactions, reg)
+                              for s in range(0, R.shape[0], rows_per_call)])
+        if not self._ready:
+            self._ready = bool(self.prepared)
+        if not self._ready:
+            raise TrainingError("UltraGCN.prepare(train, graph) must be called before fold_in_users")
+        items = self.item_embedding.weight.detach()
+        dev, I = items.device, self.num_items
+        n = R.shape[0]
+        if reg is None:
+            nnz = train_interactions if train_interactions is not None else getattr(self, "_train_nnz", batch_size)
+            reg = self.norm_weight * max(1.0, float(nnz) / float(batch_size))
+        reg = _check_real("reg", reg)
+        d_u = np.diff(R.indptr).astype(np.float64)
+        beta_u = np.zeros(n)
+        beta_u[d_u > 0] = np.sqrt(d_u[d_u > 0] + 1.0) / d_u[d_u > 0]
+        dense = torch.from_numpy(R.toarray()).to(dev)                            # [n, I] in {0, 1}
+        bu = torch.from_numpy(beta_u).to(dev, torch.float32).unsqueeze(1)        # [n, 1]
+        bi = self.beta_item.to(dev, torch.float32).unsqueeze(0)                  # [1, I]
+        a = dense * (self.w1 + self.w2 * bu * bi)
+        if self.num_neighbors and self.item_item_weight:
+            rows = torch.from_numpy(np.repeat(np.arange(n), np.diff(R.indptr))).to(dev)
+            cols = torch.from_numpy(R.indices.astype(np.int64)).to(dev)
+            nbr = self.item_neighbors[cols]                                      # [nnz, K]
+            omega = self.item_neighbor_weights[cols].to(torch.float32)
+            a.view(-1).index_add_(0, (rows.unsqueeze(1) * I + nbr).reshape(-1),
+                                  self.item_item_weight * omega.reshape(-1))
+        pool = torch.ones_like(dense) if self.negative_sampling == "all_items" else 1.0 - dense
+        size = pool.sum(1, keepdim=True).clamp_min(1.0)
+        du = torch.from_numpy(d_u).to(dev, torch.float32).unsqueeze(1)
+        b = pool * du * self.negative_weight * (self.w3 + self.w4 * bu * bi) / size
+        x = torch.zeros(n, items.shape[1], device=dev, requires_grad=True)
+        if R.nnz == 0:
+            return x.detach()
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=int(iters), line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-7, tolerance_change=1e-10, history_size=20)
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            sc = x @ items.t()
+            f = (a * F.softplus(-sc) + b * F.softplus(sc)).sum() + 0.5 * reg * x.pow(2).sum()
+            f.backward()
+            return f
+
+        with torch.enable_grad():
+            opt.step(closure)
+        return x.detach()
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.num_users}, {self.num_items}, "

@@ -40,17 +40,19 @@ import torch
 
 from ..exceptions import CheckpointError, ConfigError, NotFittedError
 from ..utils import PathLike, environment_record, seed_everything
-from . import _from_result, _io
+from . import _fold_in, _from_result, _io
 from ._ids import _id_array, _listing, _lookup, _make_index, _unique_keep_order
 from ._input import _check_budget, _check_k, _csr, _factorize_ids, _raw_rows, _read_pairs
 from ._io import FORMAT_VERSION, SUPPORTED_FORMAT_VERSIONS
-from ._splits import leave_last_out, temporal_split
+from ._splits import LeaveLastOutSplit, leave_last_out, ranking_scorer, temporal_split
 
 __all__ = [
     "Recommender",
     "NotFittedError",
     "leave_last_out",
     "temporal_split",
+    "LeaveLastOutSplit",
+    "ranking_scorer",
     "FORMAT_VERSION",
     "SUPPORTED_FORMAT_VERSIONS",
 ]
@@ -225,6 +227,19 @@ class Recommender:
             raise
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether :meth:`fit` (or :meth:`load`) has run (``sklearn.utils.validation.check_is_fitted``)."""
+        return "model_" in self.__dict__
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (scikit-learn >= 1.6): no target, interaction frames
+        (string / categorical ids) or sparse matrices as input, validated by graphkit itself."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False), no_validation=True,
+                    input_tags=InputTags(two_d_array=True, sparse=True, categorical=True, string=True),
+                    non_deterministic=True)
+
     def _model_class(self) -> Type[Any]:
         from ..models import RecommenderModel, get_model
 
@@ -252,7 +267,7 @@ class Recommender:
         if len(set(named)) != len(named):
             raise ConfigError(f"user_col, item_col, weight_col and time_col must differ, got {named}")
         for name in (self.user_col, self.item_col):
-            if name in ("score", "rank") or name == f"similar_{self.item_col}":
+            if name in ("score", "rank", "source") or name in (f"similar_{self.item_col}", f"similar_{self.user_col}"):
                 raise ConfigError(f"column name {name!r} clashes with a column of the results; rename it")
         if self.duplicates not in _DUPLICATES:
             raise ConfigError(f"duplicates must be one of {', '.join(map(repr, _DUPLICATES))}, got {self.duplicates!r}")
@@ -369,6 +384,7 @@ class Recommender:
         no_training = isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool) and epochs == 0
         if no_training:
             train_kw["epochs"] = 1  # validated as a normal config, then not run
+        train_kw.setdefault("evaluate_test", False)  # the dataset built above has no test split, by design
         cfg = RecTrainConfig(seed=int(self.seed), device=self.device, **train_kw)
         cfg.validate()
 
@@ -408,7 +424,7 @@ class Recommender:
 
     def _set_learned(self, model: Any, user_ids: np.ndarray, item_ids: np.ndarray, seen: sp.csr_matrix,
                      train_mask: np.ndarray, history: Any, record: Dict[str, Any], ue: torch.Tensor,
-                     ie: torch.Tensor) -> None:
+                     ie: torch.Tensor, model_train: Optional[sp.csr_matrix] = None) -> None:
         """Set every learned attribute (``fit``, ``load`` and ``from_result`` end here)."""
         self.model_ = model
         self.user_index_ = _make_index(user_ids, self.user_col)
@@ -420,6 +436,8 @@ class Recommender:
         self.record_ = record
         self._train_mask = train_mask
         self._user_ids, self._item_ids = user_ids, item_ids
+        # the model's own training matrix once users were folded in (None: it is seen_[train_mask])
+        self._model_train: Optional[sp.csr_matrix] = model_train
         self._set_serving(ue, ie)
 
     def _warm_copy(self, old: Any, new: Any, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
@@ -428,7 +446,8 @@ class Recommender:
             raise ConfigError(f"warm_start needs the same model class, fitted {type(old).__name__}, "
                               f"asked for {type(new).__name__}")
         old_t, new_t = _id_tables(old), _id_tables(new)
-        maps = {"user": (self._user_ids, user_ids), "item": (self._item_ids, item_ids)}
+        # users folded in after the fit have no row in the old model: only its own users map
+        maps = {"user": (self._user_ids[: old.num_users], user_ids), "item": (self._item_ids, item_ids)}
         with torch.no_grad():
             for (po, kind, off_o), (pn, kind_n, off_n) in zip(old_t, new_t):
                 if kind != kind_n or po.shape[1:] != pn.shape[1:]:
@@ -472,51 +491,68 @@ class Recommender:
         return idx
 
     # ------------------------------------------------------------------ ranking core
-    def _seen_on(self, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _seen_on(self, device: torch.device, seen: Optional[sp.csr_matrix] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        if seen is not None:
+            return (torch.from_numpy(seen.indptr.astype(np.int64)).to(device),
+                    torch.from_numpy(seen.indices.astype(np.int64)).to(device))
         key = ("seen", device)
         if key not in self._cache:
-            self._cache[key] = (torch.from_numpy(self.seen_.indptr.astype(np.int64)).to(device),
-                                torch.from_numpy(self.seen_.indices.astype(np.int64)).to(device))
+            self._cache[key] = self._seen_on(device, self.seen_)
         return self._cache[key]
 
     @torch.no_grad()
     def _topk(self, users: np.ndarray, k: int, cand: Optional[np.ndarray], exclude_seen: bool,
-              memory_budget_mb: float) -> Tuple[np.ndarray, np.ndarray]:
+              memory_budget_mb: float, user_emb: Optional[torch.Tensor] = None,
+              seen: Optional[sp.csr_matrix] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores for user indices, chunk by chunk.
 
-        Returns ``(ids [n, kk] int64, scores [n, kk] float32)`` with
-        ``kk = min(k, #candidates)``; ``-1`` ids (score ``-inf``) pad users who have fewer
-        unseen candidates than ``kk``.
+        ``user_emb`` / ``seen`` replace the fitted users' embeddings and seen items (ad-hoc
+        histories); ``users`` then index their rows.  Returns ``(ids [n, kk] int64, scores
+        [n, kk] float32)`` with ``kk = min(k, #candidates)``; ``-1`` ids (score ``-inf``) pad
+        users who have fewer unseen candidates than ``kk``.
         """
-        ue, ie = self._user_emb, self._item_emb
+        ue = self._user_emb if user_emb is None else user_emb
+        ie = self._item_emb
         dev = ue.device
-        if cand is None:
-            key = ("item_t", dev)
-            if key not in self._cache:
-                self._cache[key] = ie.t().contiguous()
-            item_t, n_cand, pos_map, cand_t = self._cache[key], ie.shape[0], None, None
-        else:
-            cand_t = torch.from_numpy(cand).to(dev)
-            item_t = ie.index_select(0, cand_t).t().contiguous()
-            n_cand = int(cand.shape[0])
-            pos_map = torch.full((ie.shape[0],), -1, dtype=torch.int64, device=dev)
-            pos_map[cand_t] = torch.arange(n_cand, device=dev)
         n = int(users.shape[0])
+        n_cand = ie.shape[0] if cand is None else int(cand.shape[0])
         kk = min(int(k), n_cand)
         out_ids = torch.empty((n, kk), dtype=torch.int64)
         out_val = torch.empty((n, kk), dtype=torch.float32)
         if n == 0:
             return out_ids.numpy(), out_val.numpy()
+        pos_map = cand_t = None
+        if cand is None:
+            item_rows = ie
+        else:
+            cand_t = torch.from_numpy(cand).to(dev)
+            item_rows = ie.index_select(0, cand_t)
+            pos_map = torch.full((ie.shape[0],), -1, dtype=torch.int64, device=dev)
+            pos_map[cand_t] = torch.arange(n_cand, device=dev)
+        item_t = None
         step = _chunk_rows(n_cand, memory_budget_mb, dev)
-        buf = torch.empty((min(step, n), n_cand), dtype=torch.float32, device=dev)
         u_all = torch.from_numpy(np.ascontiguousarray(users, dtype=np.int64)).to(dev)
-        indptr, indices = self._seen_on(dev) if exclude_seen else (None, None)
+        indptr, indices = self._seen_on(dev, seen) if exclude_seen else (None, None)
         neg_inf = float("-inf")
         for s in range(0, n, step):
             e = min(n, s + step)
             u = u_all[s:e]
-            scores = buf[: e - s]
-            torch.mm(ue.index_select(0, u), item_t, out=scores)
+            if e - s == 1 and dev.type == "cpu":
+                # One user on CPU, the common serving request: NumPy's matrix-vector product over the
+                # row-major item table.  torch's [1, d] x [d, I] matmul (out= or not) and torch.mv pay
+                # for waking the intra-op thread pool: measured 0.3-30 ms per call on a busy 2-core
+                # machine against 0.01 ms (ml-1m) / 1.3 ms (gowalla) here; see bench_serving.py.
+                scores = torch.from_numpy(item_rows.numpy() @ ue[u[0]].numpy()).unsqueeze(0)
+            else:
+                if item_t is None:
+                    if cand is None:
+                        key = ("item_t", dev)
+                        if key not in self._cache:
+                            self._cache[key] = ie.t().contiguous()
+                        item_t = self._cache[key]
+                    else:
+                        item_t = item_rows.t().contiguous()
+                scores = torch.mm(ue.index_select(0, u), item_t)
             if indptr is not None:
                 starts = indptr[u]
                 lens = indptr[u + 1] - starts
@@ -554,6 +590,11 @@ class Recommender:
         items: Any = None,
         on_unknown: str = "error",
         memory_budget_mb: float = 256,
+        *,
+        filter_items: Any = None,
+        interactions: Any = None,
+        fold_in: Optional[Dict[str, Any]] = None,
+        unknown_items: str = "error",
     ) -> Any:
         """Top-``k`` items for each user, in raw ids.
 
@@ -562,29 +603,45 @@ class Recommender:
 
         Args:
             users: one raw user id, or a list / numpy array / pandas Series or Index of
-                them (a ``tuple`` is one id).  ``None``: every known user.  Repeated
-                users are answered repeatedly, in the order given.
+                them (a ``tuple`` is one id).  ``None``: every known user (with
+                ``interactions``: the users of that frame).  Repeated users are answered
+                repeatedly, in the order given.
             k: list length.  A user gets ``min(k, number of candidates)`` rows, fewer
                 when ``exclude_seen`` removes candidates (never padding rows).
             exclude_seen: leave out the items the user interacted with in ``fit``
-                (validation hold-out included).
+                (validation hold-out included), or in ``interactions`` when given.
             items: restrict the candidates to these raw item ids (duplicates ignored);
                 ``None`` means every known item.
             on_unknown: users absent from training: ``"error"`` raises a
                 :class:`~graphkit.exceptions.ConfigError` listing them, ``"popular"``
-                gives them the most popular candidates (by ``popularity_``; their score
-                is that popularity, as float32), ``"skip"`` leaves them out.
+                gives them the most popular candidates (by ``popularity_``) with
+                ``source="popular"`` and ``score`` NaN (popularity is not on the model's
+                scale), ``"skip"`` leaves them out.
             memory_budget_mb: bound on the working memory of one chunk of users (the
                 chunk size follows from it; at least one user per chunk).
+            filter_items: a blocklist: raw item ids never recommended (ids the model does
+                not know are ignored, so a catalogue-wide list can be passed as it is).
+            interactions: ad-hoc histories — a frame (user/item columns of this
+                Recommender) or a sparse ``[len(users), n_items_]`` matrix aligned with
+                ``users`` — to recommend from *instead of* the fitted ones, for new or
+                changed users, without storing anything (see :meth:`partial_fit_users`,
+                which stores them).  Their rows get ``source="fold_in"``.
+            fold_in: keyword arguments for the model's ``fold_in_users`` (e.g.
+                ``{"steps": 50}`` for LightGCN, ``{"iters": 100}`` for UltraGCN).
+            unknown_items: items of ``interactions`` unknown to the model: ``"error"`` or
+                ``"drop"``.
 
         Returns:
-            ``pandas.DataFrame`` with columns ``[user_col, item_col, "score", "rank"]``,
-            users in request order, rank 1 = best, ``score`` float32.
+            ``pandas.DataFrame`` with columns ``[user_col, item_col, "score", "rank",
+            "source"]``, users in request order, rank 1 = best, ``score`` float32;
+            ``source`` is ``"model"`` (scored by the embeddings), ``"fold_in"`` (scored by
+            embeddings folded in from ``interactions``) or ``"popular"`` (fallback, score NaN).
 
         Raises:
             NotFittedError: before :meth:`fit`.
             ConfigError: unknown users with ``on_unknown="error"``, unknown or empty
-                ``items``, a bad ``k`` / ``on_unknown`` / ``memory_budget_mb``.
+                ``items``, no candidate left after ``filter_items``, a bad ``k`` /
+                ``on_unknown`` / ``memory_budget_mb``, bad ``interactions``.
         """
         import pandas as pd
 
@@ -593,51 +650,195 @@ class Recommender:
         budget = _check_budget(memory_budget_mb)
         if on_unknown not in _ON_UNKNOWN:
             raise ConfigError(f"on_unknown must be one of {', '.join(map(repr, _ON_UNKNOWN))}, got {on_unknown!r}")
-        if users is None:
-            raw = None
-            uidx = np.arange(self.n_users_, dtype=np.int64)
+        user_emb = seen = None
+        source = "model"
+        if interactions is not None:
+            hist = _fold_in.read_histories(self, users, interactions, unknown_items)
+            user_emb, seen = _fold_in.embed(self, hist.matrix, fold_in), hist.matrix
+            raw, uidx, source = hist.raw_users, np.arange(hist.raw_users.shape[0], dtype=np.int64), "fold_in"
+            ids_of_rows = hist.raw_users
         else:
-            raw, uidx = self._map(users, "user")
+            if fold_in is not None:
+                raise ConfigError("fold_in= applies to interactions=; pass the histories to fold in")
+            ids_of_rows = self._user_ids
+            if users is None:
+                raw = None
+                uidx = np.arange(self.n_users_, dtype=np.int64)
+            else:
+                raw, uidx = self._map(users, "user")
         unknown = uidx < 0
         n_unknown = int(unknown.sum())
         if n_unknown and on_unknown == "error":
             ids = list(dict.fromkeys(raw[unknown].tolist()))
             raise ConfigError(
                 f"{len(ids)} unknown user id(s) (not in the training data): {_listing(ids)}; "
-                "pass on_unknown='popular' or 'skip' to serve them anyway")
-        cand = None if items is None else _unique_keep_order(self._items_strict(items))
+                "pass on_unknown='popular' or 'skip' to serve them anyway, or fold them in "
+                "(partial_fit_users, or interactions=)")
+        cand = self._candidates(items, filter_items)
         known = np.flatnonzero(~unknown) if n_unknown else None
-        ids, vals = self._topk(uidx if known is None else uidx[known], k, cand, bool(exclude_seen), budget)
+        ids, vals = self._topk(uidx if known is None else uidx[known], k, cand, bool(exclude_seen), budget,
+                               user_emb, seen)
         valid = ids >= 0
         r, c = np.nonzero(valid)
         req_row = r if known is None else known[r]
         item_i = ids[r, c]
-        score = vals[r, c]
+        score = vals[r, c].astype(np.float32, copy=False)
         rank = c.astype(np.int64) + 1
-        user_vals = self._user_ids[uidx[req_row]]
+        user_vals = ids_of_rows[uidx[req_row]]
+        src = np.full(req_row.shape[0], source, dtype=object)
         if n_unknown and on_unknown == "popular":
-            pop_items, pop_score = self._popular(k, cand)
+            pop_items, _ = self._popular(k, cand)
             unk_rows = np.flatnonzero(unknown)
             m, n_unk = pop_items.shape[0], unk_rows.shape[0]
             pop_rows = np.repeat(unk_rows, m)
             req_row = np.concatenate([req_row, pop_rows])
             item_i = np.concatenate([item_i, np.tile(pop_items, n_unk)])
-            score = np.concatenate([score, np.tile(pop_score.astype(np.float32), n_unk)])
+            score = np.concatenate([score, np.full(m * n_unk, np.nan, dtype=np.float32)])
             rank = np.concatenate([rank, np.tile(np.arange(1, m + 1, dtype=np.int64), n_unk)])
+            src = np.concatenate([src, np.full(m * n_unk, "popular", dtype=object)])
             unk_vals = raw[pop_rows]
             if unk_vals.dtype != user_vals.dtype:
                 user_vals, unk_vals = user_vals.astype(object), unk_vals.astype(object)
             user_vals = np.concatenate([user_vals, unk_vals])
             order = np.lexsort((rank, req_row))  # back to request order
-            user_vals, item_i, score, rank = user_vals[order], item_i[order], score[order], rank[order]
+            user_vals, item_i, score, rank, src = (user_vals[order], item_i[order], score[order], rank[order],
+                                                   src[order])
         return pd.DataFrame({
             self.user_col: user_vals,
             self.item_col: self._item_ids[item_i],
-            "score": score.astype(np.float32, copy=False),
+            "score": score,
             "rank": rank,
+            "source": src,
         })
 
-    def score(self, users: Any, items: Any) -> np.ndarray:
+    def partial_fit_users(self, users: Any, interactions: Any = None, *, fold_in: Optional[Dict[str, Any]] = None,
+                          unknown_items: str = "error") -> "Recommender":
+        """Add new users, or replace known users' histories, without refitting (fold-in).
+
+        Each user's embedding is computed by the model's own fold-in with every item
+        embedding frozen (``model_.fold_in_users``; LightGCN: propagation of the user's new
+        edges over the frozen item layers; UltraGCN: the minimiser of its loss for that user;
+        ALS: its user step; see ``docs/recommender.md``).  Afterwards the users are known to
+        :meth:`recommend`, :meth:`evaluate`, :meth:`similar_users`, :meth:`save` ...; their
+        histories are in ``seen_`` and ``popularity_``.  The item embeddings and the model's
+        weights do not change, and other users' recommendations stay exactly the same.  A
+        later ``fit(..., warm_start=True)`` starts from the model's trained users only.
+
+        Args:
+            users: raw user ids, one history each (known ids: the history *replaces* the
+                fitted one; unknown ids: new users, appended in this order).  A frame may be
+                given here alone (``partial_fit_users(df)``): its users, in order of appearance.
+            interactions: a frame with ``user_col`` / ``item_col`` (and ``weight_col`` when
+                set), whose users are all in ``users``; or a sparse ``[len(users), n_items_]``
+                matrix aligned with ``users``, columns in ``item_index_`` order (implicit's
+                ``user_items``).
+            fold_in: keyword arguments for ``model_.fold_in_users`` (defaults: the model's,
+                with the run's ``lr`` / ``num_negatives`` / ``batch_size`` where it takes them).
+            unknown_items: items unknown to the model: ``"error"`` (listed) or ``"drop"``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            ConfigError: a user without any known item, users in the frame missing from
+                ``users``, repeated users, unknown items with ``unknown_items="error"``, a
+                model without fold-in.
+        """
+        self._check_fitted()
+        if interactions is None and (hasattr(users, "columns") or sp.issparse(users)):
+            users, interactions = None, users
+        if interactions is None:
+            raise ConfigError("partial_fit_users needs the users' interactions")
+        hist = _fold_in.read_histories(self, users, interactions, unknown_items)
+        emb = _fold_in.embed(self, hist.matrix, fold_in)
+        model_train = _fold_in.model_train(self)
+        raw = hist.raw_users
+        _, idx = self._map(raw, "user")
+        old = idx >= 0
+        n_new = int((~old).sum())
+        U, I = self.n_users_, self.n_items_
+        rows_of = np.where(old, idx, U + np.cumsum(~old) - 1)       # row of each history in the new tables
+        user_ids = self._user_ids
+        if n_new:
+            add = raw[~old]
+            if add.dtype != user_ids.dtype:
+                user_ids, add = user_ids.astype(object), add.astype(object)
+            user_ids = np.concatenate([user_ids, add])
+        ue = torch.cat([self._user_emb, emb[torch.from_numpy(np.flatnonzero(~old)).to(emb.device)]]) \
+            if n_new else self._user_emb.clone()
+        if old.any():
+            ue[torch.from_numpy(idx[old]).to(ue.device)] = emb[torch.from_numpy(np.flatnonzero(old)).to(emb.device)]
+        # seen_: replaced users' rows dropped, the new histories added; train_mask aligned with it
+        coo = self.seen_.tocoo()
+        keep = ~np.isin(coo.row, idx[old])
+        h = hist.matrix.tocoo()
+        r = np.concatenate([coo.row[keep].astype(np.int64), rows_of[h.row]])
+        c = np.concatenate([coo.col[keep].astype(np.int64), h.col.astype(np.int64)])
+        w = np.concatenate([coo.data[keep], h.data]).astype(np.float32)
+        m = np.concatenate([self._train_mask[keep], np.ones(h.nnz, dtype=bool)])
+        U2 = U + n_new
+        order = np.argsort(r * np.int64(I) + c, kind="stable")
+        seen = _csr(r[order], c[order], w[order], (U2, I))
+        record = dict(self.record_)
+        before = dict(record.get("fold_in") or {})
+        record["fold_in"] = {
+            "users_added": int(before.get("users_added", 0)) + n_new,
+            "users_replaced": int(before.get("users_replaced", 0)) + int(old.sum()),
+            "model_users": int(model_train.shape[0]),
+            "options": {k: v for k, v in _fold_in.fold_in_options(self, fold_in).items()},
+            "dropped_unknown_items": int(before.get("dropped_unknown_items", 0)) + hist.dropped_items,
+        }
+        self._set_learned(self.model_, user_ids, self._item_ids, seen, m[order], self.history_, record,
+                          ue, self._item_emb, model_train)
+        return self
+
+    def _candidates(self, items: Any, filter_items: Any) -> Optional[np.ndarray]:
+        """Candidate item indices from an allow-list (strict ids) minus a blocklist (unknown ids
+        ignored); None for every item."""
+        cand = None if items is None else _unique_keep_order(self._items_strict(items))
+        if filter_items is None:
+            return cand
+        _, blocked = self._map(filter_items, "item")
+        blocked = blocked[blocked >= 0]
+        if blocked.size == 0:
+            return cand
+        base = np.arange(self.n_items_, dtype=np.int64) if cand is None else cand
+        cand = base[~np.isin(base, blocked)]
+        if cand.size == 0:
+            raise ConfigError("filter_items removes every candidate item")
+        return cand
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """One number for held-out interactions, as scikit-learn's ``score`` expects (higher is better).
+
+        The ranking metric ``select_metric`` of this Recommender (``recall@20`` unless set as a
+        hyper-parameter) of :meth:`evaluate` on ``X``: every user of ``X`` known to the model
+        is ranked against all items, training items excluded, ``X``'s items as ground
+        truth.  So ``GridSearchCV(Recommender(...), grid, cv=LeaveLastOutSplit())`` selects
+        hyper-parameters on held-out interactions.  Per-pair scores are :meth:`predict_score`.
+
+        Args:
+            X: held-out interactions: a frame with ``user_col`` / ``item_col`` or a sparse
+                matrix in the raw-id convention of :meth:`fit`.
+            y: unused (scikit-learn passes None).  The two-argument form of graphkit 0.1,
+                ``score(users, items)``, still returns per-pair scores, with a
+                ``FutureWarning``: call :meth:`predict_score`.
+
+        Returns:
+            The metric as a float.
+        """
+        if y is not None:
+            import warnings
+
+            warnings.warn("Recommender.score(users, items) is now predict_score(users, items); score(X) returns "
+                          "a ranking metric for scikit-learn", FutureWarning, stacklevel=2)
+            return self.predict_score(X, y)  # type: ignore[return-value]
+        metric = str(self.hparams.get("select_metric", "recall@20"))
+        k = int(metric.partition("@")[2] or 20)
+        return float(self.evaluate(X, k=k)[metric])
+
+    def predict_score(self, users: Any, items: Any) -> np.ndarray:
         """Scores of (user, item) pairs: ``user_embedding · item_embedding``.
 
         Args:
@@ -694,42 +895,80 @@ class Recommender:
             NotFittedError: before :meth:`fit`.
             ConfigError: unknown items (listed), a bad ``k``.
         """
+        self._check_fitted()
+        q = None if items is None else self._items_strict(items)
+        return self._similar("item", q, k, memory_budget_mb)
+
+    def similar_users(self, users: Any = None, k: int = 10, memory_budget_mb: float = 256) -> Any:
+        """The ``k`` users most similar to each given user (cosine of the serving user embeddings,
+        folded-in users included).
+
+        The user itself is never listed.
+
+        Args:
+            users: one raw user id or a collection of them; ``None``: every user.
+            k: list length (at most ``n_users_ - 1`` rows per user).
+            memory_budget_mb: bound on one chunk's working memory.
+
+        Returns:
+            ``pandas.DataFrame`` with columns ``[user_col, "similar_" + user_col, "score",
+            "rank"]``; score is the cosine similarity (float32).
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            ConfigError: unknown users (listed), a bad ``k``.
+        """
+        self._check_fitted()
+        if users is None:
+            q = None
+        else:
+            raw, q = self._map(users, "user")
+            if (q < 0).any():
+                unknown = list(dict.fromkeys(raw[q < 0].tolist()))
+                raise ConfigError(f"{len(unknown)} unknown user id(s): {_listing(unknown)}")
+            if q.size == 0:
+                raise ConfigError("users is empty")
+        return self._similar("user", q, k, memory_budget_mb)
+
+    def _similar(self, kind: str, q: Optional[np.ndarray], k: int, memory_budget_mb: float) -> Any:
+        """Cosine neighbours of the ``kind`` rows ``q`` (None: all) among the same kind."""
         import pandas as pd
 
-        self._check_fitted()
         k = _check_k(k)
         budget = _check_budget(memory_budget_mb)
-        q = np.arange(self.n_items_, dtype=np.int64) if items is None else self._items_strict(items)
-        ie = self._item_emb
-        dev = ie.device
-        key = ("normed", dev)
+        emb, ids, col = ((self._item_emb, self._item_ids, self.item_col) if kind == "item"
+                         else (self._user_emb, self._user_ids, self.user_col))
+        if q is None:
+            q = np.arange(emb.shape[0], dtype=np.int64)
+        dev = emb.device
+        key = ("normed", kind, dev)
         # (issue 19 item 6) one cache entry set in one step: with two entries, a thread could find
         # "normed" already cached but "normed_t" not yet (KeyError under concurrent first calls)
         pair = self._cache.get(key)
         if pair is None:
-            normed = torch.nn.functional.normalize(ie, dim=1, eps=1e-12)
+            normed = torch.nn.functional.normalize(emb, dim=1, eps=1e-12)
             pair = self._cache.setdefault(key, (normed, normed.t().contiguous()))
         normed, normed_t = pair
-        I = ie.shape[0]
-        kk = min(k, I - 1)
+        N = emb.shape[0]
+        kk = min(k, N - 1)
         n = q.shape[0]
         out_ids = np.empty((n, max(kk, 0)), dtype=np.int64)
         out_val = np.empty((n, max(kk, 0)), dtype=np.float32)
         if kk > 0:
-            step = _chunk_rows(I, budget, dev)
+            step = _chunk_rows(N, budget, dev)
             q_t = torch.from_numpy(q).to(dev)
             with torch.no_grad():
                 for s in range(0, n, step):
                     e = min(n, s + step)
                     sims = normed.index_select(0, q_t[s:e]) @ normed_t
-                    sims.view(-1).index_fill_(0, torch.arange(e - s, device=dev) * I + q_t[s:e], float("-inf"))
-                    vals, ids = torch.topk(sims, kk, dim=1)
+                    sims.view(-1).index_fill_(0, torch.arange(e - s, device=dev) * N + q_t[s:e], float("-inf"))
+                    vals, top = torch.topk(sims, kk, dim=1)
                     out_val[s:e] = vals.cpu().numpy()
-                    out_ids[s:e] = ids.cpu().numpy()
+                    out_ids[s:e] = top.cpu().numpy()
         rows = np.repeat(np.arange(n), out_ids.shape[1])
         return pd.DataFrame({
-            self.item_col: self._item_ids[q[rows]],
-            f"similar_{self.item_col}": self._item_ids[out_ids.reshape(-1)],
+            col: ids[q[rows]],
+            f"similar_{col}": ids[out_ids.reshape(-1)],
             "score": out_val.reshape(-1),
             "rank": np.tile(np.arange(1, out_ids.shape[1] + 1, dtype=np.int64), n),
         })

@@ -11,6 +11,11 @@ Layout (``FORMAT_VERSION`` 2):
 * ``checksums.json``: the sha256 of every file above, ``metadata.json`` included (over its
   canonical JSON form: sorted keys, compact separators, ASCII), so no file can change unnoticed.
 
+Format version 3 (written only after :meth:`Recommender.partial_fit_users`) adds the metadata
+field ``model_users`` (the users the model was trained with: the first rows of the id map) and
+the tensors ``model_indptr`` / ``model_indices`` (the model's own training matrix, which
+``prepare`` needs again) to ``interactions.safetensors``.
+
 Format version 1 (no ``checksums.json``, so ``metadata.json`` itself was unprotected) is still
 read, with a ``UserWarning``.
 
@@ -41,16 +46,17 @@ from ..exceptions import CheckpointError, ConfigError
 from ..utils import PathLike, atomic_folder, atomic_write, open_folder_snapshot, package_versions, sha256_file
 from ._ids import _decode_ids, _encode_ids, _listing
 
-#: Version of the folder layout written by :meth:`Recommender.save`.
-FORMAT_VERSION = 2
+#: Version of the folder layout written by :meth:`Recommender.save` (3 only for a Recommender with
+#: folded-in users, which needs the fields 3 adds; otherwise 2, so older graphkits still read it).
+FORMAT_VERSION = 3
 #: Versions :meth:`Recommender.load` can read.
-SUPPORTED_FORMAT_VERSIONS: Tuple[int, ...] = (1, 2)
+SUPPORTED_FORMAT_VERSIONS: Tuple[int, ...] = (1, 2, 3)
 _FORMAT_NAME = "graphkit.Recommender"
 METADATA_FILE = "metadata.json"
 CHECKSUMS_FILE = "checksums.json"
 _FILES = ("weights.safetensors", "embeddings.safetensors", "interactions.safetensors")
 _META_FIELDS = ("format", "format_version", "model", "params", "num_users", "num_items", "user_ids", "item_ids",
-                "record", "history", "versions", "sha256")
+                "record", "history", "versions", "sha256", "model_users")
 _METADATA_DIGEST = "sha256 of the canonical JSON form of metadata.json (sorted keys, separators ',' and ':', ASCII)"
 
 
@@ -85,13 +91,15 @@ def save(rec: Any, path: PathLike) -> Path:
         json.dumps(_jsonable(hp), allow_nan=False)
     except ValueError as exc:
         raise CheckpointError(f"cannot save model hyper-parameters {hp!r}: {exc}") from None
+    folded = rec._model_train is not None
+    version = FORMAT_VERSION if folded else 2
     hist = rec.history_
     history = {"columns": [str(c) for c in hist.columns],
                "rows": [[None if (isinstance(v, float) and not math.isfinite(v)) else _jsonable(v) for v in row]
                         for row in hist.itertuples(index=False, name=None)]}
     meta: Dict[str, Any] = {
         "format": _FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "model": {"name": params["model"], "class": type(rec.model_).__name__, "hparams": _jsonable(hp)},
         "params": params,
         "num_users": int(rec.n_users_),
@@ -102,6 +110,8 @@ def save(rec: Any, path: PathLike) -> Path:
         "history": history,
         "versions": package_versions(),
     }
+    if folded:
+        meta["model_users"] = int(rec._model_train.shape[0])
     try:  # before touching the disk (the id maps are JSON-safe by construction)
         json.dumps({k: v for k, v in meta.items() if k not in ("user_ids", "item_ids")}, allow_nan=False)
     except (TypeError, ValueError) as exc:  # e.g. a non-finite float in the record
@@ -116,13 +126,15 @@ def save(rec: Any, path: PathLike) -> Path:
             "seen_indices": torch.from_numpy(seen.indices.astype(np.int64)),
             "seen_data": torch.from_numpy(seen.data.astype(np.float32)),
             "train_mask": torch.from_numpy(rec._train_mask.astype(np.uint8)),
+            **({"model_indptr": torch.from_numpy(rec._model_train.indptr.astype(np.int64)),
+                "model_indices": torch.from_numpy(rec._model_train.indices.astype(np.int64))} if folded else {}),
         })
         digests = {name: sha256_file(tmp / name) for name in _FILES}
         meta["sha256"] = digests
         text = json.dumps(meta, indent=1, allow_nan=False) + "\n"
         with atomic_write(tmp / METADATA_FILE, "w") as fh:
             fh.write(text)
-        sums = {"format": _FORMAT_NAME, "format_version": FORMAT_VERSION,
+        sums = {"format": _FORMAT_NAME, "format_version": version,
                 "sha256": {**digests, METADATA_FILE: _canonical_digest(json.loads(text))},
                 "metadata_digest": _METADATA_DIGEST}
         with atomic_write(tmp / CHECKSUMS_FILE, "w") as fh:
@@ -354,6 +366,15 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
             with _field(meta_path, name):
                 _int(meta.get(name), name, minimum=1)
         U, I = int(meta["num_users"]), int(meta["num_items"])
+        M = U  # users of the model itself (fewer after a fold-in)
+        if "model_users" in meta:
+            with _field(meta_path, "model_users"):
+                if version < 3:
+                    raise _Bad(f"unknown field in format_version {version} (it came with format_version 3)")
+                _int(meta["model_users"], "model_users", minimum=1)
+                M = int(meta["model_users"])
+                if M > U:
+                    raise _Bad(f"{M} exceeds num_users ({U})")
         raw_ids: Dict[str, np.ndarray] = {}
         for key, count, what, size_field in (("user_ids", U, "user", "num_users"),
                                              ("item_ids", I, "item", "num_items")):
@@ -392,7 +413,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 raise _Bad(f"{model_meta.get('class')!r}, but {model_name!r} is registered as {model_cls.__name__}")
         with _field(meta_path, "model.hparams"):
             hp = dict(_dict(model_meta.get("hparams")))
-            for reserved, value in (("num_users", U), ("num_items", I)):
+            for reserved, value in (("num_users", M), ("num_items", I)):
                 if reserved in hp and hp.pop(reserved) != value:
                     raise _Bad(f"{reserved} differs from the field {reserved!r} ({value})")
             sig = inspect.signature(model_cls.__init__).parameters
@@ -476,6 +497,8 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
         arrays = _read_tensors(handles["interactions.safetensors"], int_path)
         with _field(int_path, "(tensor names)"):
             expected_names = {"seen_indptr", "seen_indices", "seen_data", "train_mask"}
+            if "model_users" in meta:
+                expected_names |= {"model_indptr", "model_indices"}
             if set(arrays) != expected_names:
                 raise _Bad(f"expected the tensors {sorted(expected_names)}, got {sorted(arrays)}")
         with _field(int_path, "seen_indptr"):
@@ -511,13 +534,31 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 raise _Bad("values must be 0 or 1")
         seen = sp.csr_matrix((data_t.numpy(), indices, indptr), shape=(U, I))
         train_mask = mask_t.numpy().astype(bool)
+        model_train = None
+        if "model_users" in meta:
+            with _field(int_path, "model_indptr"):
+                m_ptr = _tensor(arrays, "model_indptr", 1, "int64").numpy()
+                if m_ptr.shape[0] != M + 1:
+                    raise _Bad(f"length {m_ptr.shape[0]}, expected model_users + 1 = {M + 1}")
+                if m_ptr[0] != 0 or (np.diff(m_ptr) < 0).any():
+                    raise _Bad("must start at 0 and never decrease")
+            with _field(int_path, "model_indices"):
+                m_idx = _tensor(arrays, "model_indices", 1, "int64").numpy()
+                if m_idx.shape[0] != int(m_ptr[-1]):
+                    raise _Bad(f"length {m_idx.shape[0]}, but model_indptr ends at {int(m_ptr[-1])}")
+                if m_idx.size and (m_idx.min() < 0 or m_idx.max() >= I):
+                    raise _Bad(f"an item index is outside [0, num_items = {I})")
+                m_rows = np.repeat(np.arange(M, dtype=np.int64), np.diff(m_ptr))
+                if np.unique(m_rows * np.int64(I) + m_idx).shape[0] != m_idx.shape[0]:
+                    raise _Bad("a (user, item) pair is stored twice")
+            model_train = binary_csr(m_rows, m_idx, M, I)
 
         # ---------------------------------------------------------------- model and weights
         w_path = folder / "weights.safetensors"
         state = _read_tensors(handles["weights.safetensors"], w_path)
         with _field(meta_path, "model.hparams"):
             try:
-                skeleton = _build(model_cls, U, I, hp)
+                skeleton = _build(model_cls, M, I, hp)
             except Exception as exc:
                 raise _Bad(f"{model_cls.__name__}({U}, {I}, ...) rejects them: {exc}") from None
         expected = skeleton.state_dict()
@@ -539,7 +580,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 _finite(got)
         del skeleton, expected
         with _field(meta_path, "model.hparams"):
-            model = model_cls(U, I, **hp)
+            model = model_cls(M, I, **hp)
         for name in placeholders:  # buffers sized by prepare(): take the saved ones
             owner, _, leaf = name.rpartition(".")
             module = model.get_submodule(owner) if owner else model
@@ -549,10 +590,14 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
 
         # ---------------------------------------------------------------- assemble
         torch_dev = torch.device(dev or ("cuda" if torch.cuda.is_available() else "cpu"))
-        train = binary_csr(rows[train_mask], indices[train_mask], U, I)
+        if model_train is None:
+            train = binary_csr(rows[train_mask], indices[train_mask], U, I)
+        else:
+            train = model_train
         model.to(torch_dev)
-        graph = Graph.from_user_item(rows[train_mask], indices[train_mask].astype(np.int64),
-                                     num_users=U, num_items=I)
+        t_rows, t_cols = train.nonzero()
+        graph = Graph.from_user_item(t_rows.astype(np.int64), t_cols.astype(np.int64),
+                                     num_users=train.shape[0], num_items=I)
         model.prepare(train, graph.to(torch_dev))
         # prepare() may (re)initialise weights (LightGCN's init="svd"): the saved ones go back on top
         model.load_state_dict({k: v.to(torch_dev) for k, v in state.items()})
@@ -562,7 +607,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 mu, mi = model.embeddings()
             shapes = (tuple(mu.shape), tuple(mi.shape))
             del mu, mi
-            if shapes != (tuple(ue.shape), tuple(ie.shape)):
+            if shapes != ((M, ue.shape[1]), tuple(ie.shape)):
                 raise _Bad(f"the saved embeddings have shapes {tuple(ue.shape)} (user) and {tuple(ie.shape)} "
                            f"(item); the model's are {shapes[0]} and {shapes[1]}")
         history = pd.DataFrame(hist["rows"], columns=hist["columns"])
@@ -571,5 +616,5 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
             if fh is not None:
                 fh.close()
     rec._set_learned(model, raw_ids["user"], raw_ids["item"], seen, train_mask, history, record,
-                     ue.to(torch_dev), ie.to(torch_dev))
+                     model_train=model_train, ue=ue.to(torch_dev), ie=ie.to(torch_dev))
     return rec

@@ -123,3 +123,105 @@ def temporal_split(df: Any, time_col: str, test_fraction: Optional[float] = None
         if test.all() or not test.any():
             raise ConfigError(f"cutoff {cutoff!r} puts {'every' if test.all() else 'no'} row in test")
     return df[~test], df[test]
+
+
+class LeaveLastOutSplit:
+    """A scikit-learn cross-validation splitter of an interaction frame: each user's latest rows are test.
+
+    Fold ``f`` (0-based) holds out, per user, the ``n`` rows just before the ``f·n`` latest
+    ones and trains on the rows before them (a rolling origin: no fold trains on rows later
+    than its test rows).  Rows are ordered within each user by ``time_col`` (ties, and every
+    row when ``time_col`` is None, by their order in the frame), as :func:`leave_last_out`.
+    A user keeps at least one training row in every fold; users too short for a fold are
+    left out of its test rows.  With ``GridSearchCV`` / ``cross_val_score``::
+
+        from sklearn.model_selection import GridSearchCV
+        search = GridSearchCV(Recommender("lightgcn", epochs=20), {"embedding_dim": [32, 64]},
+                              cv=LeaveLastOutSplit(n_splits=2))
+        search.fit(df)            # Recommender.score: recall@20 on each fold's test rows
+
+    Args:
+        n_splits: number of folds.
+        n: rows per user held out in each fold.
+        user_col: the user column.
+        time_col: the timestamp column, or None for the row order.
+    """
+
+    def __init__(self, n_splits: int = 1, n: int = 1, user_col: str = "user", time_col: Optional[str] = None) -> None:
+        self.n_splits = _check_k(n_splits, "n_splits")
+        self.n = _check_k(n, "n")
+        self.user_col = user_col
+        self.time_col = time_col
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """The number of folds (scikit-learn's splitter API).
+
+        Args:
+            X: unused.
+            y: unused.
+            groups: unused.
+        """
+        return self.n_splits
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
+        """Yield ``(train_positions, test_positions)`` (integer row positions of ``X``) per fold.
+
+        Args:
+            X: the interaction frame.
+            y: unused.
+            groups: unused.
+
+        Raises:
+            DataFormatError: not a frame, missing columns, missing values, incomparable timestamps.
+            ConfigError: a fold with no test row (too few rows per user for ``n_splits · n``).
+        """
+        from ..datasets.interactions import _check_column, _time_codes
+
+        df = _frame(X, "LeaveLastOutSplit")
+        _require_columns(df, {"user": self.user_col, "time": self.time_col})
+        groups_, uniques = _factorize_ids(_check_column(df, self.user_col, "user"), self.user_col)
+        keys = (_time_codes(_check_column(df, self.time_col, "time"), self.time_col) if self.time_col is not None
+                else np.zeros(len(df), dtype=np.int64))
+        order = np.lexsort((np.arange(len(df)), keys, groups_))
+        sizes = np.bincount(groups_, minlength=uniques.shape[0])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        from_end = np.empty(len(df), dtype=np.int64)
+        g_sorted = groups_[order]
+        from_end[order] = sizes[g_sorted] - 1 - (np.arange(len(df)) - starts[g_sorted])
+        for f in range(self.n_splits):
+            lo, hi = f * self.n, (f + 1) * self.n
+            test = (from_end >= lo) & (from_end < hi) & (sizes[groups_] > hi)
+            train = from_end >= hi
+            if not test.any():
+                raise ConfigError(f"fold {f} of LeaveLastOutSplit(n_splits={self.n_splits}, n={self.n}) has no test "
+                                  f"row: no user has more than {hi} rows")
+            yield np.flatnonzero(train), np.flatnonzero(test)
+
+    def __repr__(self) -> str:
+        return (f"LeaveLastOutSplit(n_splits={self.n_splits}, n={self.n}, user_col={self.user_col!r}, "
+                f"time_col={self.time_col!r})")
+
+
+def ranking_scorer(metric: str = "recall@20") -> Any:
+    """A scikit-learn ``scoring=`` callable: ``scorer(recommender, X, y=None)`` = ``metric`` of
+    :meth:`Recommender.evaluate` on ``X`` (e.g. ``"ndcg@10"``; several scorers can be given to
+    ``GridSearchCV(scoring={...})``).
+
+    Args:
+        metric: ``"<recall|ndcg|precision|hit|mrr>@k"``.
+
+    Raises:
+        ConfigError: an unknown metric name.
+    """
+    from ..metrics import RANKING_METRICS
+
+    name, _, k = str(metric).partition("@")
+    if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+        raise ConfigError(f"metric must be one of {', '.join(RANKING_METRICS)} at a cut-off, e.g. 'ndcg@10'; "
+                          f"got {metric!r}")
+
+    def scorer(estimator: Any, X: Any, y: Any = None) -> float:
+        return float(estimator.evaluate(X, k=int(k))[metric])
+
+    scorer.__name__ = f"ranking_scorer_{name}_{k}"
+    return scorer

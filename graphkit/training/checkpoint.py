@@ -218,7 +218,8 @@ def restore_rng_state(tensors: Mapping[str, torch.Tensor], js: Mapping[str, Any]
     """
     try:
         _restore_rng_state(tensors, js)
-    except (TypeError, ValueError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError, AttributeError, OverflowError) as exc:
+        # OverflowError: numpy's set_state with an out-of-range integer (e.g. a forged pos = 2**31)
         raise CheckpointError(f"checkpoint holds a malformed random-number-generator state ({type(exc).__name__}: {exc})") from None
 
 

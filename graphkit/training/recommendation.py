@@ -113,18 +113,17 @@ def _test_metrics(model: Any, ds: Any, cfg: Any) -> Dict[str, float]:
     ``ks`` and ``eval_memory_mb``.
 
     An empty test split (an empty ``test.txt``, a split that left no test interaction)
-    warns (``UserWarning`` naming the dataset) instead of returning ``{}`` silently,
-    except for the dataset :meth:`graphkit.Recommender.fit` builds, which has no test
-    split by design (``name == "Recommender.fit"``)."""
+    warns (``UserWarning`` naming the dataset) instead of returning ``{}`` silently.  (A run
+    without a test split by design, such as :meth:`graphkit.Recommender.fit`'s, sets
+    ``evaluate_test=False`` and never gets here.)"""
     if ds.test is None or ds.test.nnz == 0:
-        name = getattr(ds, "name", None)
-        if name != "Recommender.fit":
-            import warnings
+        import warnings
 
-            test_file = (getattr(ds, "meta", None) or {}).get("files", {}).get("test.txt")
-            where = f" ({test_file} is empty)" if test_file else ""
-            warnings.warn(f"dataset {name!r} has no test interactions{where}: no test metrics were computed "
-                          "(FitResult.metrics is empty)", UserWarning, stacklevel=2)
+        name = getattr(ds, "name", None)
+        test_file = (getattr(ds, "meta", None) or {}).get("files", {}).get("test.txt")
+        where = f" ({test_file} is empty)" if test_file else ""
+        warnings.warn(f"dataset {name!r} has no test interactions{where}: no test metrics were computed "
+                      "(FitResult.metrics is empty)", UserWarning, stacklevel=2)
         return {}
     exclude = ds.full_train if ds.valid is not None and ds.valid.nnz > 0 else ds.train
     return _evaluate(model, ds.test, exclude, cfg)
