@@ -673,7 +673,7 @@ class UltraGCN(RecommenderModel):
             f(e_u) = \sum_j a_j\,\ell^+(s_j) + b_j\,\ell^-(s_j) + \tfrac{r}{2}\lVert e_u\rVert^2,
 
         .. math::
-            a_j = [j\in N(u)](w_1 + w_2\beta_{u,j}) + \gamma\sum_{i\in N(u)}\omega_{i,j}[j\in S(i)],\quad
+            a_j = (w_1 + w_2\beta_{u,j})\,[j\in N(u)] + \gamma\sum_{i\in N(u)}\omega_{i,j}[j\in S(i)],\quad
             b_j = [j\in C]\,\frac{d_u\,\nu\,(w_3 + w_4\beta_{u,j})}{|C|},
 
         with ``ν = negative_weight``, ``β_{u,j} = β_u β_j`` (``β_u`` from the new degree ``d_u``,
