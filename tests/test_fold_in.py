@@ -235,7 +235,7 @@ def test_load_refuses_a_model_users_field_in_an_older_format(tmp_path, df):
     rec.save(tmp_path / "m")
     meta_path = tmp_path / "m" / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta["model_users"] = 10
+    meta["model_users"], meta["model_items"] = 10, 30
     meta_path.write_text(json.dumps(meta))
     sums_path = tmp_path / "m" / "checksums.json"
     sums = json.loads(sums_path.read_text())
@@ -341,3 +341,71 @@ def test_fold_in_users_reach_90_percent_of_a_full_refit_on_ml1m(model, hparams, 
     r_pop = pop.evaluate(truth, k=20)["recall@20"]
     assert r_fold >= bar * r_full, (r_fold, r_full)
     assert r_fold >= 1.5 * r_pop, (r_fold, r_pop)
+
+
+# ----------------------------------------------------------------------------- items
+def test_lightgcn_fold_in_items_mirrors_the_user_side(lightgcn):
+    """A new item's layers are LightGCN's propagation of its edges over the frozen user layers:
+    checked against the same dense NumPy propagation with the graph's two sides swapped."""
+    model = lightgcn.model_
+    U, I = model.num_users, model.num_items
+    R = sp.csr_matrix(np.eye(U, dtype=np.float32)[[0, 3, 7]].sum(0, keepdims=True))
+    A = np.zeros((U + I, U + I))
+    g = model.graph
+    indptr, indices = g.indptr.numpy(), g.indices.numpy()
+    for r in range(U + I):
+        A[r, indices[indptr[r]:indptr[r + 1]]] = 1.0
+    deg = A.sum(1)
+    inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-12)), 0)
+    A_hat = inv[:, None] * A * inv[None, :]
+    alpha = model.layer_weights.numpy().astype(np.float64)
+    h = model.embedding.weight.detach().numpy().astype(np.float64)
+    want = np.zeros((1, h.shape[1]))
+    for k in range(1, model.num_layers + 1):
+        want += alpha[k] * (R.toarray() / np.sqrt(3 * (deg[:U][None, :] + 1.0))) @ h[:U]
+        h = A_hat @ h
+    np.testing.assert_allclose(model.fold_in_items(R, ego_ridge=None).numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_als_fold_in_items_is_its_item_step(df):
+    rec = Recommender("als", validation=None, factors=6, regularization=0.5, alpha=4.0, iterations=5,
+                      use_cg=False).fit(df)
+    m = rec.model_
+    R = sp.csr_matrix(np.eye(m.num_users, dtype=np.float32)[[1, 2, 5]].sum(0, keepdims=True))
+    X = m.user_factors.double().numpy()
+    Xu = X[[1, 2, 5]]
+    A = X.T @ X + (m.alpha - 1) * Xu.T @ Xu + m.regularization * np.eye(6)
+    np.testing.assert_allclose(m.fold_in_items(R).numpy()[0], np.linalg.solve(A, m.alpha * Xu.sum(0)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("model,kw", [("lightgcn", TINY), ("als", {"factors": 4}), ("popularity", {})])
+def test_partial_fit_items_makes_new_items_recommendable_and_survives_save_load(tmp_path, df, model, kw):
+    rec = Recommender(model, validation=0.2, **({"epochs": 2, **kw} if model == "lightgcn" else kw)).fit(df)
+    before = rec.recommend("u1", k=5)
+    new = pd.DataFrame({"user": ["u1", "u2", "u3", "u4", "u2"], "item": ["new-a", "new-a", "new-a", "new-b", "i3"]})
+    rec.partial_fit_items(["new-a", "new-b", "i3"], new)
+    assert rec.n_items_ == 32 and list(rec.item_index_[-2:]) == ["new-a", "new-b"]
+    assert set(rec.seen_[:, rec.item_index_.get_loc("i3")].nonzero()[0]) == {rec.user_index_.get_loc("u2")}
+    full = rec.recommend("u5", k=32, exclude_seen=False)
+    assert {"new-a", "new-b"} <= set(full["item"])                # candidates for every user
+    assert "new-a" not in set(rec.recommend("u1", k=32)["item"])  # but seen where they were used
+    if model == "popularity":
+        assert rec._item_emb[-2:, 0].tolist() == [3.0, 1.0]
+    # a later user fold-in stores the new item but embeds from the model's own items
+    rec.partial_fit_users(pd.DataFrame({"user": ["n1", "n1"], "item": ["new-a", "i1"]}))
+    rec.save(tmp_path / "m")
+    import json
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert (meta["model_users"], meta["model_items"], meta["num_items"]) == (40, 30, 32)
+    back = Recommender.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(back.recommend(None, k=6), rec.recommend(None, k=6))
+    assert not before.empty
+
+
+def test_models_without_item_fold_in_say_so(df):
+    rec = Recommender("ultragcn", validation=None, epochs=1, embedding_dim=4).fit(df)
+    with pytest.raises(ConfigError, match="UltraGCN has no fold_in_items"):
+        rec.partial_fit_items(pd.DataFrame({"user": ["u1"], "item": ["x"]}))
+    with pytest.raises(ConfigError, match=r"1 user id\(s\) unknown to the model: 'ghost'"):
+        Recommender("popularity", validation=None).fit(df).partial_fit_items(
+            pd.DataFrame({"user": ["ghost"], "item": ["x"]}))

@@ -128,6 +128,15 @@ class Popularity(FittedRecommender):
         """
         return torch.ones(_fold_rows(interactions, self.num_items).shape[0], 1, device=self.item_counts.device)
 
+    def fold_in_items(self, interactions: sp.csr_matrix) -> torch.Tensor:
+        """``counts [m, 1]``: a new item's score is its number of users, as for trained items.
+
+        Args:
+            interactions: ``[m, U]`` sparse matrix of the new items' users (non-zeros).
+        """
+        R = _fold_rows(interactions, self.num_users)
+        return torch.from_numpy(np.diff(R.indptr).astype(np.float32)).unsqueeze(1).to(self.item_counts.device)
+
 
 class ALS(FittedRecommender):
     r"""Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren and
@@ -233,8 +242,24 @@ class ALS(FittedRecommender):
         Returns:
             ``[n, f]`` float tensor.
         """
-        R = _fold_rows(interactions, self.num_items)
-        Y = self.item_factors.double().cpu()
+        return self._half_step(_fold_rows(interactions, self.num_items), self.item_factors)
+
+    @torch.no_grad()
+    def fold_in_items(self, interactions: sp.csr_matrix) -> torch.Tensor:
+        r"""Factors of items *not* trained, user factors fixed: ALS's own item step (the mirror of
+        :meth:`fold_in_users`).
+
+        Args:
+            interactions: ``[m, U]`` sparse matrix of the new items' users (non-zeros).
+
+        Returns:
+            ``[m, f]`` float tensor.
+        """
+        return self._half_step(_fold_rows(interactions, self.num_users), self.user_factors)
+
+    def _half_step(self, R: sp.csr_matrix, fixed: torch.Tensor) -> torch.Tensor:
+        """One ALS half-step for the rows of ``R`` against the ``fixed`` factors of the other side."""
+        Y = fixed.double().cpu()
         yty = Y.T @ Y
         eye = torch.eye(Y.shape[1], dtype=torch.float64)
         out = torch.zeros(R.shape[0], Y.shape[1], dtype=torch.float64)
@@ -245,7 +270,7 @@ class ALS(FittedRecommender):
             Yu = Y[idx]
             A = yty + (self.alpha - 1.0) * (Yu.T @ Yu) + self.regularization * eye
             out[u] = torch.linalg.solve(A, self.alpha * Yu.sum(0))
-        return out.to(self.item_factors.device, torch.float32)
+        return out.to(fixed.device, torch.float32)
 
 
 class EASE(FittedRecommender):

@@ -358,31 +358,32 @@ class LightGCN(RecommenderModel):
 
     # ------------------------------------------------------------------ fold-in (new users, items frozen)
     @torch.no_grad()
-    def _item_side(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What :meth:`fold_in_users` needs, cached until the weights change:
-        ``(M [I, d], final item embeddings [I, d], item degrees [I], CᵀC [d, d], CᵀE⁽⁰⁾ [d, d])``
-        with ``M = Σ_{k=1..K} α_k (Â^{k-1} E⁽⁰⁾)[items]`` and, over the trained users,
+    def _fold_side(self, new: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What folding in a new ``"user"`` (or ``"item"``) needs, cached until the weights change:
+        ``(M, final embeddings, degrees)`` of the *other* side and ``(CᵀC, CᵀE⁽⁰⁾)`` over the
+        trained nodes of the *same* side, with ``M = Σ_{k=1..K} α_k (Â^{k-1} E⁽⁰⁾)[other side]``,
         ``C = E_final − α_0 E⁽⁰⁾`` (their propagated part) and ``E⁽⁰⁾`` (their ego embeddings)."""
         g = self._require_graph()
         w = self.embedding.weight
         key = (w._version, w.data_ptr(), id(g))
         cached = getattr(self, "_fold_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if cached is None or cached[0] != key:
+            h = w
+            out = h * self.layer_weights[0]
+            m = torch.zeros_like(w)
+            for k in range(1, self.num_layers + 1):
+                m.add_(h, alpha=float(self.layer_weights[k]))  # rows of layer k-1 feed the other side's layer k
+                h = g.spmm(h, norm="sym")
+                out = out + h * self.layer_weights[k]
+            ego = w.double()
+            c = out.double() - float(self.layer_weights[0]) * ego
+            cached = (key, (m, out, g.degree(weighted=True).to(w.dtype), c, ego))
+            self._fold_cache = cached
+        m, out, deg, c, ego = cached[1]
         U = self.num_users
-        h = w
-        out = h * self.layer_weights[0]
-        m = torch.zeros(self.num_items, w.shape[1], dtype=w.dtype, device=w.device)
-        for k in range(1, self.num_layers + 1):
-            m.add_(h[U:], alpha=float(self.layer_weights[k]))  # item rows of layer k-1 feed user layer k
-            h = g.spmm(h, norm="sym")
-            out = out + h * self.layer_weights[k]
-        deg = g.degree(weighted=True)[U:].to(w.dtype)
-        ego = w[:U].double()
-        c = out[:U].double() - float(self.layer_weights[0]) * ego
-        state = (m, out[U:].contiguous(), deg, c.T @ c, c.T @ ego)
-        self._fold_cache = (key, state)
-        return state
+        same, other = (slice(0, U), slice(U, None)) if new == "user" else (slice(U, None), slice(0, U))
+        cs, es = c[same], ego[same]
+        return m[other], out[other].contiguous(), deg[other], cs.T @ cs, cs.T @ es
 
     def fold_in_users(self, interactions: sp.csr_matrix, ego_ridge: Optional[float] = 0.01, steps: int = 0, lr: float = 1e-3,
                       num_negatives: int = 1, seed: int = 0) -> torch.Tensor:
@@ -424,16 +425,39 @@ class LightGCN(RecommenderModel):
             ``[n, d]`` float tensor on the model's device: scores are ``e_u · e_i`` with the
             item embeddings of :meth:`embeddings`.  A user without items gets zeros.
         """
+        return self._fold_in(interactions, "user", ego_ridge, steps, lr, num_negatives, seed)
+
+    def fold_in_items(self, interactions: sp.csr_matrix, ego_ridge: Optional[float] = 0.01) -> torch.Tensor:
+        r"""Final embeddings of items *not* in the training graph, users frozen: the mirror of
+        :meth:`fold_in_users` (LightGCN's graph is symmetric).  A new item's layers are the
+        propagation of its new edges over the frozen user layers,
+        ``e_i^{(k+1)} = Σ_{u∈N(i)} e_u^{(k)} / sqrt(d_i (d_u + 1))``, and its ego is estimated
+        from its propagated part by the ridge regression of the trained *items*.  (No BPR steps:
+        BPR is written per user, an item has no loss of its own to descend.)
+
+        Args:
+            interactions: ``[m, U]`` sparse matrix, the new items' users (non-zeros).
+            ego_ridge: relative ridge weight of the ego estimate, or None for a zero ego.
+
+        Returns:
+            ``[m, d]`` float tensor on the model's device.
+        """
+        return self._fold_in(interactions, "item", ego_ridge, 0, 0.0, 1, 0)
+
+    def _fold_in(self, interactions: sp.csr_matrix, new: str, ego_ridge: Optional[float], steps: int, lr: float,
+                 num_negatives: int, seed: int) -> torch.Tensor:
+        """:meth:`fold_in_users` (``new="user"``) or :meth:`fold_in_items` (``"item"``)."""
+        width, name = (self.num_items, "num_items") if new == "user" else (self.num_users, "num_users")
         R = sp.csr_matrix(interactions, dtype=np.float32)
-        if R.ndim != 2 or R.shape[1] != self.num_items:
-            raise ConfigError(f"interactions must be [n, num_items={self.num_items}], got shape {R.shape}")
+        if R.ndim != 2 or R.shape[1] != width:
+            raise ConfigError(f"interactions must be [n, {name}={width}], got shape {R.shape}")
         if ego_ridge is not None and (isinstance(ego_ridge, bool) or not isinstance(ego_ridge, Real)
                                       or not np.isfinite(ego_ridge) or ego_ridge < 0):
             raise ConfigError(f"ego_ridge must be a non-negative number or None, got {ego_ridge!r}")
         R.sum_duplicates()
         R.eliminate_zeros()
         R.data[:] = 1.0
-        m, items_final, deg, ctc, cte = self._item_side()
+        m, items_final, deg, ctc, cte = self._fold_side(new)
         dev = m.device
         d_u = np.diff(R.indptr).astype(np.float64)
         n = R.shape[0]

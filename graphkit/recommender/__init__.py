@@ -446,8 +446,8 @@ class Recommender:
             raise ConfigError(f"warm_start needs the same model class, fitted {type(old).__name__}, "
                               f"asked for {type(new).__name__}")
         old_t, new_t = _id_tables(old), _id_tables(new)
-        # users folded in after the fit have no row in the old model: only its own users map
-        maps = {"user": (self._user_ids[: old.num_users], user_ids), "item": (self._item_ids, item_ids)}
+        # users / items folded in after the fit have no row in the old model: only its own ones map
+        maps = {"user": (self._user_ids[: old.num_users], user_ids), "item": (self._item_ids[: old.num_items], item_ids)}
         with torch.no_grad():
             for (po, kind, off_o), (pn, kind_n, off_n) in zip(old_t, new_t):
                 if kind != kind_n or po.shape[1:] != pn.shape[1:]:
@@ -745,52 +745,98 @@ class Recommender:
                 ``users``, repeated users, unknown items with ``unknown_items="error"``, a
                 model without fold-in.
         """
+        return self._partial_fit("user", users, interactions, fold_in, unknown_items)
+
+    def partial_fit_items(self, items: Any, interactions: Any = None, *, fold_in: Optional[Dict[str, Any]] = None,
+                          unknown_users: str = "error") -> "Recommender":
+        """Add new items, or replace known items' histories, without refitting (item fold-in).
+
+        The mirror of :meth:`partial_fit_users`, for models whose fold-in is symmetric
+        (``model_.fold_in_items``: LightGCN — the item's propagation over the frozen user
+        layers and the ridge ego of the trained items —, ALS — its item step —, popularity).
+        The new items become candidates of :meth:`recommend` for every user at once; user
+        embeddings and the model's weights do not change.  Later user fold-ins store their
+        interactions with these items in ``seen_`` but embed users from the model's own items.
+
+        Args:
+            items: raw item ids, one history each (known ids: replaced; unknown: appended).  A
+                frame may be given here alone: its items, in order of appearance.
+            interactions: a frame with ``user_col`` / ``item_col`` (and ``weight_col``) whose
+                items are all in ``items``, or a sparse ``[len(items), n_users_]`` matrix aligned
+                with ``items``, columns in ``user_index_`` order.
+            fold_in: keyword arguments for ``model_.fold_in_items``.
+            unknown_users: users unknown to the model: ``"error"`` (listed) or ``"drop"``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            ConfigError: a model without item fold-in (UltraGCN's loss is written per user; EASE's
+                weights are per item pair), an item without a known user, items in the frame
+                missing from ``items``, repeated items, unknown users with ``unknown_users="error"``.
+        """
+        return self._partial_fit("item", items, interactions, fold_in, unknown_users)
+
+    def _partial_fit(self, kind: str, ids: Any, interactions: Any, fold_in: Optional[Dict[str, Any]],
+                     unknown: str) -> "Recommender":
+        """:meth:`partial_fit_users` (``kind="user"``) and :meth:`partial_fit_items` (``"item"``)."""
         self._check_fitted()
-        if interactions is None and (hasattr(users, "columns") or sp.issparse(users)):
-            users, interactions = None, users
+        if interactions is None and (hasattr(ids, "columns") or sp.issparse(ids)):
+            ids, interactions = None, ids
         if interactions is None:
-            raise ConfigError("partial_fit_users needs the users' interactions")
-        hist = _fold_in.read_histories(self, users, interactions, unknown_items)
-        emb = _fold_in.embed(self, hist.matrix, fold_in)
+            raise ConfigError(f"partial_fit_{kind}s needs the {kind}s' interactions")
+        hist = _fold_in.read_histories(self, ids, interactions, unknown, kind)
+        emb = _fold_in.embed(self, hist.matrix, fold_in, kind)
         model_train = _fold_in.model_train(self)
         raw = hist.raw_users
-        _, idx = self._map(raw, "user")
+        _, idx = self._map(raw, kind)
         old = idx >= 0
         n_new = int((~old).sum())
         U, I = self.n_users_, self.n_items_
-        rows_of = np.where(old, idx, U + np.cumsum(~old) - 1)       # row of each history in the new tables
-        user_ids = self._user_ids
+        size = U if kind == "user" else I
+        rows_of = np.where(old, idx, size + np.cumsum(~old) - 1)     # position of each history in the new tables
+        known_ids = self._user_ids if kind == "user" else self._item_ids
         if n_new:
             add = raw[~old]
-            if add.dtype != user_ids.dtype:
-                user_ids, add = user_ids.astype(object), add.astype(object)
-            user_ids = np.concatenate([user_ids, add])
-        ue = torch.cat([self._user_emb, emb[torch.from_numpy(np.flatnonzero(~old)).to(emb.device)]]) \
-            if n_new else self._user_emb.clone()
+            if add.dtype != known_ids.dtype:
+                known_ids, add = known_ids.astype(object), add.astype(object)
+            known_ids = np.concatenate([known_ids, add])
+        table = self._user_emb if kind == "user" else self._item_emb
+        new_rows = torch.from_numpy(np.flatnonzero(~old)).to(emb.device)
+        table = torch.cat([table, emb[new_rows]]) if n_new else table.clone()
         if old.any():
-            ue[torch.from_numpy(idx[old]).to(ue.device)] = emb[torch.from_numpy(np.flatnonzero(old)).to(emb.device)]
-        # seen_: replaced users' rows dropped, the new histories added; train_mask aligned with it
+            table[torch.from_numpy(idx[old]).to(table.device)] = emb[torch.from_numpy(np.flatnonzero(old)).to(emb.device)]
+        # seen_: the replaced histories dropped, the new ones added; train_mask aligned with it
         coo = self.seen_.tocoo()
-        keep = ~np.isin(coo.row, idx[old])
+        mine = coo.row if kind == "user" else coo.col
+        keep = ~np.isin(mine, idx[old])
         h = hist.matrix.tocoo()
-        r = np.concatenate([coo.row[keep].astype(np.int64), rows_of[h.row]])
-        c = np.concatenate([coo.col[keep].astype(np.int64), h.col.astype(np.int64)])
+        a, b = rows_of[h.row], h.col.astype(np.int64)                 # (own index, other side's index)
+        hr, hc = (a, b) if kind == "user" else (b, a)
+        r = np.concatenate([coo.row[keep].astype(np.int64), hr])
+        c = np.concatenate([coo.col[keep].astype(np.int64), hc])
         w = np.concatenate([coo.data[keep], h.data]).astype(np.float32)
         m = np.concatenate([self._train_mask[keep], np.ones(h.nnz, dtype=bool)])
-        U2 = U + n_new
-        order = np.argsort(r * np.int64(I) + c, kind="stable")
-        seen = _csr(r[order], c[order], w[order], (U2, I))
+        U2, I2 = (U + n_new, I) if kind == "user" else (U, I + n_new)
+        order = np.argsort(r * np.int64(I2) + c, kind="stable")
+        seen = _csr(r[order], c[order], w[order], (U2, I2))
         record = dict(self.record_)
         before = dict(record.get("fold_in") or {})
         record["fold_in"] = {
-            "users_added": int(before.get("users_added", 0)) + n_new,
-            "users_replaced": int(before.get("users_replaced", 0)) + int(old.sum()),
+            **before,
+            f"{kind}s_added": int(before.get(f"{kind}s_added", 0)) + n_new,
+            f"{kind}s_replaced": int(before.get(f"{kind}s_replaced", 0)) + int(old.sum()),
             "model_users": int(model_train.shape[0]),
-            "options": {k: v for k, v in _fold_in.fold_in_options(self, fold_in).items()},
-            "dropped_unknown_items": int(before.get("dropped_unknown_items", 0)) + hist.dropped_items,
+            "model_items": int(model_train.shape[1]),
+            f"{kind}_options": dict(_fold_in.fold_in_options(self, fold_in, kind)),
+            f"dropped_unknown_{'items' if kind == 'user' else 'users'}":
+                int(before.get(f"dropped_unknown_{'items' if kind == 'user' else 'users'}", 0)) + hist.dropped_items,
         }
-        self._set_learned(self.model_, user_ids, self._item_ids, seen, m[order], self.history_, record,
-                          ue, self._item_emb, model_train)
+        user_ids, item_ids = (known_ids, self._item_ids) if kind == "user" else (self._user_ids, known_ids)
+        ue, ie = (table, self._item_emb) if kind == "user" else (self._user_emb, table)
+        self._set_learned(self.model_, user_ids, item_ids, seen, m[order], self.history_, record, ue, ie,
+                          model_train)
         return self
 
     def _candidates(self, items: Any, filter_items: Any) -> Optional[np.ndarray]:

@@ -11,9 +11,9 @@ Layout (``FORMAT_VERSION`` 2):
 * ``checksums.json``: the sha256 of every file above, ``metadata.json`` included (over its
   canonical JSON form: sorted keys, compact separators, ASCII), so no file can change unnoticed.
 
-Format version 3 (written only after :meth:`Recommender.partial_fit_users`) adds the metadata
-field ``model_users`` (the users the model was trained with: the first rows of the id map) and
-the tensors ``model_indptr`` / ``model_indices`` (the model's own training matrix, which
+Format version 3 (written only after ``partial_fit_users`` / ``partial_fit_items``) adds the
+metadata fields ``model_users`` / ``model_items`` (the users and items the model was trained with:
+the first rows of the id maps) and the tensors ``model_indptr`` / ``model_indices`` (the model's own training matrix, which
 ``prepare`` needs again) to ``interactions.safetensors``.
 
 Format version 1 (no ``checksums.json``, so ``metadata.json`` itself was unprotected) is still
@@ -56,7 +56,7 @@ METADATA_FILE = "metadata.json"
 CHECKSUMS_FILE = "checksums.json"
 _FILES = ("weights.safetensors", "embeddings.safetensors", "interactions.safetensors")
 _META_FIELDS = ("format", "format_version", "model", "params", "num_users", "num_items", "user_ids", "item_ids",
-                "record", "history", "versions", "sha256", "model_users")
+                "record", "history", "versions", "sha256", "model_users", "model_items")
 _METADATA_DIGEST = "sha256 of the canonical JSON form of metadata.json (sorted keys, separators ',' and ':', ASCII)"
 
 
@@ -112,6 +112,7 @@ def save(rec: Any, path: PathLike) -> Path:
     }
     if folded:
         meta["model_users"] = int(rec._model_train.shape[0])
+        meta["model_items"] = int(rec._model_train.shape[1])
     try:  # before touching the disk (the id maps are JSON-safe by construction)
         json.dumps({k: v for k, v in meta.items() if k not in ("user_ids", "item_ids")}, allow_nan=False)
     except (TypeError, ValueError) as exc:  # e.g. a non-finite float in the record
@@ -366,15 +367,20 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
             with _field(meta_path, name):
                 _int(meta.get(name), name, minimum=1)
         U, I = int(meta["num_users"]), int(meta["num_items"])
-        M = U  # users of the model itself (fewer after a fold-in)
+        M, N = U, I  # users and items of the model itself (fewer after a fold-in)
+        if ("model_users" in meta) != ("model_items" in meta):
+            missing = "model_items" if "model_users" in meta else "model_users"
+            raise CheckpointError(f"{meta_path}: field {missing!r}: missing (model_users and model_items go together)")
+        for name, total, size_field in (("model_users", U, "num_users"), ("model_items", I, "num_items")):
+            if name in meta:
+                with _field(meta_path, name):
+                    if version < 3:
+                        raise _Bad(f"unknown field in format_version {version} (it came with format_version 3)")
+                    _int(meta[name], name, minimum=1)
+                    if int(meta[name]) > total:
+                        raise _Bad(f"{int(meta[name])} exceeds {size_field} ({total})")
         if "model_users" in meta:
-            with _field(meta_path, "model_users"):
-                if version < 3:
-                    raise _Bad(f"unknown field in format_version {version} (it came with format_version 3)")
-                _int(meta["model_users"], "model_users", minimum=1)
-                M = int(meta["model_users"])
-                if M > U:
-                    raise _Bad(f"{M} exceeds num_users ({U})")
+            M, N = int(meta["model_users"]), int(meta["model_items"])
         raw_ids: Dict[str, np.ndarray] = {}
         for key, count, what, size_field in (("user_ids", U, "user", "num_users"),
                                              ("item_ids", I, "item", "num_items")):
@@ -413,7 +419,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 raise _Bad(f"{model_meta.get('class')!r}, but {model_name!r} is registered as {model_cls.__name__}")
         with _field(meta_path, "model.hparams"):
             hp = dict(_dict(model_meta.get("hparams")))
-            for reserved, value in (("num_users", M), ("num_items", I)):
+            for reserved, value in (("num_users", M), ("num_items", N)):
                 if reserved in hp and hp.pop(reserved) != value:
                     raise _Bad(f"{reserved} differs from the field {reserved!r} ({value})")
             sig = inspect.signature(model_cls.__init__).parameters
@@ -546,19 +552,19 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 m_idx = _tensor(arrays, "model_indices", 1, "int64").numpy()
                 if m_idx.shape[0] != int(m_ptr[-1]):
                     raise _Bad(f"length {m_idx.shape[0]}, but model_indptr ends at {int(m_ptr[-1])}")
-                if m_idx.size and (m_idx.min() < 0 or m_idx.max() >= I):
-                    raise _Bad(f"an item index is outside [0, num_items = {I})")
+                if m_idx.size and (m_idx.min() < 0 or m_idx.max() >= N):
+                    raise _Bad(f"an item index is outside [0, model_items = {N})")
                 m_rows = np.repeat(np.arange(M, dtype=np.int64), np.diff(m_ptr))
-                if np.unique(m_rows * np.int64(I) + m_idx).shape[0] != m_idx.shape[0]:
+                if np.unique(m_rows * np.int64(N) + m_idx).shape[0] != m_idx.shape[0]:
                     raise _Bad("a (user, item) pair is stored twice")
-            model_train = binary_csr(m_rows, m_idx, M, I)
+            model_train = binary_csr(m_rows, m_idx, M, N)
 
         # ---------------------------------------------------------------- model and weights
         w_path = folder / "weights.safetensors"
         state = _read_tensors(handles["weights.safetensors"], w_path)
         with _field(meta_path, "model.hparams"):
             try:
-                skeleton = _build(model_cls, M, I, hp)
+                skeleton = _build(model_cls, M, N, hp)
             except Exception as exc:
                 raise _Bad(f"{model_cls.__name__}({U}, {I}, ...) rejects them: {exc}") from None
         expected = skeleton.state_dict()
@@ -580,7 +586,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 _finite(got)
         del skeleton, expected
         with _field(meta_path, "model.hparams"):
-            model = model_cls(M, I, **hp)
+            model = model_cls(M, N, **hp)
         for name in placeholders:  # buffers sized by prepare(): take the saved ones
             owner, _, leaf = name.rpartition(".")
             module = model.get_submodule(owner) if owner else model
@@ -597,7 +603,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
         model.to(torch_dev)
         t_rows, t_cols = train.nonzero()
         graph = Graph.from_user_item(t_rows.astype(np.int64), t_cols.astype(np.int64),
-                                     num_users=train.shape[0], num_items=I)
+                                     num_users=train.shape[0], num_items=train.shape[1])
         model.prepare(train, graph.to(torch_dev))
         # prepare() may (re)initialise weights (LightGCN's init="svd"): the saved ones go back on top
         model.load_state_dict({k: v.to(torch_dev) for k, v in state.items()})
@@ -607,7 +613,7 @@ def load(cls: Any, path: PathLike, device: Optional[str] = None) -> Any:
                 mu, mi = model.embeddings()
             shapes = (tuple(mu.shape), tuple(mi.shape))
             del mu, mi
-            if shapes != ((M, ue.shape[1]), tuple(ie.shape)):
+            if shapes != ((M, ue.shape[1]), (N, ie.shape[1])):
                 raise _Bad(f"the saved embeddings have shapes {tuple(ue.shape)} (user) and {tuple(ie.shape)} "
                            f"(item); the model's are {shapes[0]} and {shapes[1]}")
         history = pd.DataFrame(hist["rows"], columns=hist["columns"])
