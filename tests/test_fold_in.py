@@ -40,8 +40,8 @@ NEW = pd.DataFrame({"user": ["n1", "n1", "n1", "n2", "n2", "u3"], "item": ["i1",
 
 
 # ----------------------------------------------------------------------------- model methods
-def dense_lightgcn_fold_in(model, R_new):
-    """LightGCN's propagation of new users over the frozen item layers, in dense NumPy."""
+def dense_lightgcn(model):
+    """``(Â, degrees, α, E⁽⁰⁾)`` of a prepared LightGCN, dense NumPy float64."""
     U, I = model.num_users, model.num_items
     A = np.zeros((U + I, U + I))
     g = model.graph
@@ -50,9 +50,14 @@ def dense_lightgcn_fold_in(model, R_new):
         A[r, indices[indptr[r]:indptr[r + 1]]] = 1.0
     deg = A.sum(1)
     inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-12)), 0)
-    A_hat = inv[:, None] * A * inv[None, :]
-    alpha = model.layer_weights.numpy().astype(np.float64)
-    h = model.embedding.weight.detach().numpy().astype(np.float64)
+    return (inv[:, None] * A * inv[None, :], deg, model.layer_weights.numpy().astype(np.float64),
+            model.embedding.weight.detach().numpy().astype(np.float64))
+
+
+def dense_lightgcn_fold_in(model, R_new):
+    """LightGCN's propagation of new users over the frozen item layers, in dense NumPy."""
+    U = model.num_users
+    A_hat, deg, alpha, h = dense_lightgcn(model)
     R = R_new.toarray()
     d_u = R.sum(1)
     out = np.zeros((R.shape[0], h.shape[1]))
@@ -348,18 +353,9 @@ def test_lightgcn_fold_in_items_mirrors_the_user_side(lightgcn):
     """A new item's layers are LightGCN's propagation of its edges over the frozen user layers:
     checked against the same dense NumPy propagation with the graph's two sides swapped."""
     model = lightgcn.model_
-    U, I = model.num_users, model.num_items
+    U = model.num_users
     R = sp.csr_matrix(np.eye(U, dtype=np.float32)[[0, 3, 7]].sum(0, keepdims=True))
-    A = np.zeros((U + I, U + I))
-    g = model.graph
-    indptr, indices = g.indptr.numpy(), g.indices.numpy()
-    for r in range(U + I):
-        A[r, indices[indptr[r]:indptr[r + 1]]] = 1.0
-    deg = A.sum(1)
-    inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-12)), 0)
-    A_hat = inv[:, None] * A * inv[None, :]
-    alpha = model.layer_weights.numpy().astype(np.float64)
-    h = model.embedding.weight.detach().numpy().astype(np.float64)
+    A_hat, deg, alpha, h = dense_lightgcn(model)
     want = np.zeros((1, h.shape[1]))
     for k in range(1, model.num_layers + 1):
         want += alpha[k] * (R.toarray() / np.sqrt(3 * (deg[:U][None, :] + 1.0))) @ h[:U]
