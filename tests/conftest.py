@@ -37,3 +37,24 @@ def require_dataset(*parts):
     if not path.exists():
         pytest.skip(f"dataset files not found: {path} (set GRAPHKIT_DATA to the shared datasets folder)")
     return path
+
+
+def run_in_threads(fn, n=4, timeout=60):
+    """Call ``fn()`` from ``n`` threads started together; ``(results, errors)`` in finishing order
+    (the concurrent-download tests of test_datasets_download.py and test_silent_inputs.py)."""
+    import threading
+
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(fn())
+        except Exception as exc:  # reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return results, errors

@@ -8,6 +8,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from conftest import run_in_threads
 
 from graphkit.datasets import available, verify
 from graphkit.datasets._manifest import FileSpec, Manifest, canonical_name, load_manifest, manifest_names
@@ -102,19 +103,7 @@ def test_unreachable_url_is_data_not_found(tmp_path):
 def test_concurrent_downloads_leave_one_good_copy(tmp_path, source):
     dest = tmp_path / "d" / "train.txt"
     digest = sha(source.read_bytes())
-    errors = []
-
-    def worker():
-        try:
-            download_file(source.as_uri(), dest, sha256=digest, progress=False)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = run_in_threads(lambda: download_file(source.as_uri(), dest, sha256=digest, progress=False))
     assert not errors
     assert sha(dest.read_bytes()) == digest
     assert leftovers(dest.parent) == ["train.txt"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_in_threads
 
 import graphkit
 from graphkit.datasets import from_interactions, load
@@ -256,7 +257,6 @@ def test_download_into_a_new_folder_creates_it_with_the_verified_file(tmp_path, 
 def test_concurrent_downloads_into_a_new_folder_fetch_once(tmp_path, private_tmp, monkeypatch):
     """Staging must not cost the one-request guarantee: four threads wanting the same file of
     a folder that does not exist yet fetch it once; the others find the finished file."""
-    import threading
     import time
 
     import graphkit.datasets.download as dl
@@ -275,19 +275,7 @@ def test_concurrent_downloads_into_a_new_folder_fetch_once(tmp_path, private_tmp
         return real_fetch(*args, **kwargs)
 
     monkeypatch.setattr(dl, "_fetch_once", slow_fetch)
-    results, errors = [], []
-
-    def worker():
-        try:
-            results.append(ensure_files(manifest, tmp_path / "new", progress=False)["train.txt"])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results, errors = run_in_threads(lambda: ensure_files(manifest, tmp_path / "new", progress=False)["train.txt"])
     assert not errors and len(results) == 4
     assert len(fetches) == 1, fetches
     dest = tmp_path / "new" / "toy" / "train.txt"
