@@ -375,15 +375,17 @@ class LightGCN(RecommenderModel):
                 m.add_(h, alpha=float(self.layer_weights[k]))  # rows of layer k-1 feed the other side's layer k
                 h = g.spmm(h, norm="sym")
                 out = out + h * self.layer_weights[k]
-            ego = w.double()
-            c = out.double() - float(self.layer_weights[0]) * ego
-            cached = (key, (m, out, g.degree(weighted=True).to(w.dtype), c, ego))
+            deg = g.degree(weighted=True).to(w.dtype)
+            U = self.num_users
+            sides = {}
+            for side, same, other in (("user", slice(0, U), slice(U, None)), ("item", slice(U, None), slice(0, U))):
+                ego = w[same].double()
+                c = out[same].double() - float(self.layer_weights[0]) * ego
+                # the Gram matrices are all the ridge needs: computed once here, not per fold-in call
+                sides[side] = (m[other], out[other].contiguous(), deg[other], c.T @ c, c.T @ ego)
+            cached = (key, sides)
             self._fold_cache = cached
-        m, out, deg, c, ego = cached[1]
-        U = self.num_users
-        same, other = (slice(0, U), slice(U, None)) if new == "user" else (slice(U, None), slice(0, U))
-        cs, es = c[same], ego[same]
-        return m[other], out[other].contiguous(), deg[other], cs.T @ cs, cs.T @ es
+        return cached[1][new]
 
     def fold_in_users(self, interactions: sp.csr_matrix, ego_ridge: Optional[float] = 0.01, steps: int = 0, lr: float = 1e-3,
                       num_negatives: int = 1, seed: int = 0) -> torch.Tensor:

@@ -654,7 +654,7 @@ class Recommender:
         source = "model"
         if interactions is not None:
             hist = _fold_in.read_histories(self, users, interactions, unknown_items)
-            user_emb, seen = _fold_in.embed(self, hist.matrix, fold_in), hist.matrix
+            user_emb, seen = _fold_in.embed(self, hist.matrix, fold_in)[0], hist.matrix
             raw, uidx, source = hist.raw_users, np.arange(hist.raw_users.shape[0], dtype=np.int64), "fold_in"
             ids_of_rows = hist.raw_users
         else:
@@ -787,7 +787,7 @@ class Recommender:
         if interactions is None:
             raise ConfigError(f"partial_fit_{kind}s needs the {kind}s' interactions")
         hist = _fold_in.read_histories(self, ids, interactions, unknown, kind)
-        emb = _fold_in.embed(self, hist.matrix, fold_in, kind)
+        emb, used = _fold_in.embed(self, hist.matrix, fold_in, kind)
         model_train = _fold_in.model_train(self)
         raw = hist.raw_users
         _, idx = self._map(raw, kind)
@@ -829,7 +829,7 @@ class Recommender:
             f"{kind}s_replaced": int(before.get(f"{kind}s_replaced", 0)) + int(old.sum()),
             "model_users": int(model_train.shape[0]),
             "model_items": int(model_train.shape[1]),
-            f"{kind}_options": dict(_fold_in.fold_in_options(self, fold_in, kind)),
+            f"{kind}_options": dict(used),
             f"dropped_unknown_{'items' if kind == 'user' else 'users'}":
                 int(before.get(f"dropped_unknown_{'items' if kind == 'user' else 'users'}", 0)) + hist.dropped_items,
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -137,9 +137,10 @@ def fold_in_options(rec: Any, overrides: Optional[Dict[str, Any]], kind: str = "
     return out
 
 
-def embed(rec: Any, matrix: sp.csr_matrix, options: Optional[Dict[str, Any]], kind: str = "user") -> torch.Tensor:
-    """Embeddings of the histories ``matrix`` (rows = new users, or items with ``kind="item"``)
-    on the serving device, float32.  Columns the model was not trained with (users or items
+def embed(rec: Any, matrix: sp.csr_matrix, options: Optional[Dict[str, Any]],
+          kind: str = "user") -> Tuple[torch.Tensor, Dict[str, Any]]:
+    """``(embeddings, keyword arguments used)`` of the histories ``matrix`` (rows = new users, or
+    items with ``kind="item"``), the embeddings on the serving device, float32.  Columns the model was not trained with (users or items
     added by an earlier fold-in) are left out of the model's input: it has no layers for them."""
     kw = fold_in_options(rec, options, kind)
     model = rec.model_
@@ -155,7 +156,7 @@ def embed(rec: Any, matrix: sp.csr_matrix, options: Optional[Dict[str, Any]], ki
     if emb.shape != (matrix.shape[0], serving.shape[1]) or not bool(torch.isfinite(emb).all()):
         raise ConfigError(f"{type(model).__name__}.fold_in_{kind}s returned {tuple(emb.shape)} (finite: "
                           f"{bool(torch.isfinite(emb).all())}), expected ({matrix.shape[0]}, {serving.shape[1]})")
-    return emb.contiguous()
+    return emb.contiguous(), kw
 
 
 def model_train(rec: Any) -> sp.csr_matrix:
