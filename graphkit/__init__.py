@@ -24,12 +24,14 @@ _LAZY_NAMES: _typing.Dict[str, str] = {
     "LightGCN": ".models", "UltraGCN": ".models",
     "FitResult": ".training", "fit": ".training",
     "TuneResult": ".tuning", "tune": ".tuning",
+    "pretrain": ".pretraining", "PretrainResult": ".pretraining",
+    "GIN": ".models", "GCNGraph": ".models",
     "Recommender": ".recommender", "leave_last_out": ".recommender", "temporal_split": ".recommender",
 }
 #: Submodules readable as attributes of ``graphkit`` without importing them first
 #: (``graphkit.datasets.load(...)`` after a plain ``import graphkit``).
 _LAZY_SUBMODULES = (
-    "datasets", "exceptions", "feature_store", "graph", "metrics", "models", "recommender", "sampling",
+    "datasets", "exceptions", "feature_store", "graph", "metrics", "models", "pretraining", "recommender", "sampling",
     "training", "tuning", "utils", "w2pgnn", "_cluster",
 )
 
@@ -48,6 +50,8 @@ if _typing.TYPE_CHECKING:  # static analysers see the eager imports
     from .recommender import Recommender, leave_last_out, temporal_split  # noqa: F401
     from .training import FitResult, fit  # noqa: F401
     from .tuning import TuneResult, tune  # noqa: F401
+    from .pretraining import PretrainResult, pretrain  # noqa: F401
+    from .models import GIN, GCNGraph  # noqa: F401
 
 
 def __getattr__(name: str) -> _typing.Any:

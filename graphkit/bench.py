@@ -64,6 +64,14 @@ PAPER_RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {
     ("gcn", "citeseer"): {"metrics": {"accuracy": 0.703}, "source": "Kipf & Welling, GCN, arXiv 1609.02907, Table 2"},
     ("gcn", "pubmed"): {"metrics": {"accuracy": 0.790}, "source": "Kipf & Welling, GCN, arXiv 1609.02907, Table 2"},
     ("gcn", "ogbn-arxiv"): {"metrics": {"ogb_acc": 0.7174}, "source": "Hu et al., OGB, arXiv 2005.00687, Table 3"},
+    # Hu et al., "Strategies for Pre-training GNNs", ICLR 2020, Table 1: GIN without pre-training,
+    # MoleculeNet scaffold split (OGB's split is the same procedure), ROC-AUC mean over 10 seeds.
+    ("gin", "ogbg-molbbbp"): {"metrics": {"rocauc": 0.658},
+                              "source": "Hu et al., Strategies for Pre-training GNNs, arXiv 1905.12265, Table 1 "
+                                        "(no pre-train, 65.8 ± 4.5)"},
+    ("gin", "ogbg-molbace"): {"metrics": {"rocauc": 0.701},
+                              "source": "Hu et al., Strategies for Pre-training GNNs, arXiv 1905.12265, Table 1 "
+                                        "(no pre-train, 70.1 ± 5.4)"},
     ("dagnn", "cora"): {"metrics": {"accuracy": 0.844}, "source": "Liu et al., DAGNN, arXiv 2007.09296, Table 2"},
     ("dagnn", "citeseer"): {"metrics": {"accuracy": 0.733}, "source": "Liu et al., DAGNN, arXiv 2007.09296, Table 2"},
     ("dagnn", "pubmed"): {"metrics": {"accuracy": 0.805}, "source": "Liu et al., DAGNN, arXiv 2007.09296, Table 2"},
@@ -73,9 +81,21 @@ PAPER_RESULTS: Dict[Tuple[str, str], Dict[str, Any]] = {
 TASK_METRICS: Dict[str, Tuple[str, ...]] = {
     "recommendation": ("recall@20", "ndcg@20"),
     "node": ("accuracy", "macro_f1"),
+    # graph property prediction: OGB's metric of the dataset (ROC-AUC for classification, RMSE for regression)
+    "graph": ("rocauc", "ap", "rmse", "mae"),
 }
+#: Metrics where a smaller value is better (leaderboards sort them ascending).
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 #: History column holding the validation metric per task.
-VALID_COLUMN = {"recommendation": "valid_recall@20", "node": "val_acc"}
+VALID_COLUMN = {"recommendation": "valid_recall@20", "node": "val_acc", "graph": "valid_"}
+
+
+def _valid_column(task: str, history: Mapping[str, Any]) -> str:
+    """The history column of the validation metric (graph tasks: ``valid_<OGB metric>``)."""
+    col = VALID_COLUMN.get(task, "")
+    if col.endswith("_"):
+        return next((k for k in history if k.startswith(col)), col)
+    return col
 #: Standardized loader options per dataset name (recorded in every run).
 DATASET_OPTIONS: Dict[str, Dict[str, Any]] = {
     # ogbn-arxiv is a directed citation graph; OGB's baselines train on the symmetrized graph.
@@ -129,7 +149,7 @@ def resolve_dataset(name: str, data_dir: Optional[PathLike] = None) -> Tuple[str
         data_dir: data folder (default ``$GRAPHKIT_DATA``), to find named local folders.
 
     Returns:
-        ``task`` is ``"recommendation"`` or ``"node"``.
+        ``task`` is ``"recommendation"``, ``"node"`` or ``"graph"`` (``ogbg-*``).
     """
     from . import datasets
     from .datasets._manifest import canonical_name
@@ -160,14 +180,12 @@ def resolve_dataset(name: str, data_dir: Optional[PathLike] = None) -> Tuple[str
     ogb_key = name.strip().replace("_", "-")
     known = ogb_names()
     if ogb_key in known:
-        if not ogb_key.startswith("ogbn-"):
-            raise DatasetError(f"{ogb_key} is a {known[ogb_key]} dataset; graphkit bench runs recommendation and "
-                               "node-classification datasets (no graph-property model is registered)")
-        return ogb_key, "node"
+        return ogb_key, ("node" if ogb_key.startswith("ogbn-") else "graph")
     local = default_data_dir(data_dir) / name
     if (local / "train.txt").is_file() and (local / "test.txt").is_file():
         return str(local), "recommendation"
-    valid = [d.name for d in datasets.available() if d.task == "recommendation" or d.task.startswith("node")]
+    valid = [d.name for d in datasets.available()
+             if d.task == "recommendation" or d.task.startswith("node") or d.task.startswith("graph")]
     raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(valid)} (or a LightGCN-format folder, "
                        "or an ogb-layout folder with meta_dict.json)")
 
@@ -177,7 +195,7 @@ def _model_task(name: str) -> Tuple[str, type]:
 
     cls = get_model(name)  # unknown names: ConfigError listing the valid ones
     task = getattr(cls, "task", "recommendation")
-    return ("node" if task == "node" else "recommendation"), cls
+    return (task if task in ("node", "graph") else "recommendation"), cls
 
 
 @dataclass
@@ -188,7 +206,7 @@ class BenchRun:
         model: registered model name (lower case).
         dataset: dataset name or folder.
         seed: the run's seed.
-        task: ``"recommendation"`` or ``"node"``.
+        task: ``"recommendation"``, ``"node"`` or ``"graph"``.
         hparams: hyper-parameter overrides for this run (``--set``), on top of the preset.
         fit_options: ``graphkit.fit`` options shared by the grid (``max_time``, ``device``, ...).
     """
@@ -336,8 +354,8 @@ def execute_run(run: BenchRun, data_dir: Optional[PathLike] = None) -> Dict[str,
     result = fit(run.model, dataset, data_dir=data_dir, seed=run.seed, **hp)
     wall = time.perf_counter() - t0
     rec = dict(result.record)
-    valid_col = VALID_COLUMN[run.task]
     history = _history_columns(result.history)
+    valid_col = _valid_column(run.task, history)
     return {
         "status": "ok",
         "metrics": {k: float(v) for k, v in result.metrics.items()},
@@ -628,7 +646,8 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Any:
 
 
 def _table_metrics(summary: Any, task: str) -> List[str]:
-    base = [m for m in TASK_METRICS.get(task, ()) if f"{m}_mean" in summary.columns]
+    base = [m for m in TASK_METRICS.get(task, ())
+            if f"{m}_mean" in summary.columns and summary[f"{m}_mean"].notna().any()]
     extra = sorted(c[:-5] for c in summary.columns if c.endswith("_mean") and c.startswith("ogb_"))
     return base + extra
 
@@ -689,7 +708,7 @@ def leaderboard_markdown(summary: Any, compare: Optional[str] = None, seconds: O
         metrics = _table_metrics(grp, task)
         head = metrics[0] if metrics else None
         if head:
-            grp = grp.sort_values(f"{head}_mean", ascending=False, na_position="last")
+            grp = grp.sort_values(f"{head}_mean", ascending=head in LOWER_IS_BETTER, na_position="last")
         fps = sorted({f for v in grp["fingerprint"] for f in str(v).split(",") if f and f != "nan"})
         lines.append(f"## {ds} ({task}; split {', '.join(fps) or '-'})")
         lines.append("")
@@ -772,7 +791,7 @@ def write_plots(records: Sequence[Mapping[str, Any]], folder: PathLike) -> List[
             by_ds.setdefault(str(r["dataset"]), []).append(r)
     for ds, recs in sorted(by_ds.items()):
         task = recs[0].get("task", "")
-        col = VALID_COLUMN.get(task, "")
+        col = _valid_column(task, recs[0]["history"])
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ds)
         for kind, ylabel in (("valid", f"validation {col.replace('valid_', '').replace('val_', '')}"),
                              ("epoch_time", "seconds per epoch")):

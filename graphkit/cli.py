@@ -217,6 +217,8 @@ def _train_option_names(cls: Any) -> Optional[set]:
                 from .training.minibatch import MiniBatchTrainConfig as config
             else:
                 from .training.node import NodeTrainConfig as config
+        elif getattr(cls, "task", "recommendation") == "graph":
+            from .training.graph import GraphTrainConfig as config
         else:
             from .training.recommendation import RecTrainConfig as config
         return {f.name for f in dataclasses.fields(config)}

@@ -115,7 +115,7 @@ def test_plan_grid_skips_mismatched_tasks_and_routes_overrides(tmp_path):
     assert skipped and skipped[0][0] == "gcn"
     with pytest.raises(ConfigError, match="no .* pair"):
         bench.plan_grid("gcn", [str(rec)], 1)
-    with pytest.raises(DatasetError, match="ogbg-molesol is a graph"):
+    with pytest.raises(ConfigError, match="gcn is a node model, ogbg-molesol a graph dataset"):
         bench.plan_grid("gcn", "ogbg-molesol", 1)
 
 

@@ -29,6 +29,7 @@ from .convert import (
     as_dataset, node_dataset_from_pyg, rec_dataset_from_frame, rec_dataset_from_hetero, rec_dataset_from_matrix,
 )
 from .node import NodeDataset
+from .graph_collection import GraphBatch, GraphCollection
 from .ogb_loader import GraphPropDataset, load_ogb_graph, load_ogb_node, ogb_names
 from .planetoid import PLANETOID_NAMES, RestrictedUnpickler, load_planetoid, read_planetoid
 from .recommendation import RecDataset, holdout_validation, load_lightgcn_folder, read_lightgcn_file
@@ -50,6 +51,8 @@ __all__ = [
     "RecDataset",
     "NodeDataset",
     "GraphPropDataset",
+    "GraphCollection",
+    "GraphBatch",
     "load_recommendation",
     "load_lightgcn_folder",
     "load_planetoid",

@@ -622,6 +622,17 @@ class GraphPropDataset:
         """Number of graphs."""
         return len(self.dataset)
 
+    @property
+    def collection(self) -> Any:
+        """Every graph in flat arrays (:class:`~graphkit.datasets.GraphCollection`), built once:
+        mini-batches are gathered from it without a Python loop per graph."""
+        col = self.__dict__.get("_collection")
+        if col is None:
+            from .graph_collection import GraphCollection
+
+            col = self.__dict__["_collection"] = GraphCollection.from_dataset(self)
+        return col
+
     def split(self, part: str) -> Any:
         """The PyG sub-dataset of ``part`` (``"train"``, ``"valid"`` or ``"test"``)."""
         if part not in self.split_idx:

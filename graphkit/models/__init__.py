@@ -11,6 +11,8 @@ from .baselines import ALS, EASE, FittedRecommender, Popularity
 from .catgcn import CatGCN, FieldSumGCN
 from .dagnn import DAGNN
 from .gcn import GCN
+from .gcn_graph import GCNGraph
+from .gin import GIN
 from .largegt import LargeGT
 from .lightgcn import LightGCN
 from .ultragcn import UltraGCN
@@ -26,6 +28,8 @@ _REGISTRY: Dict[str, Type] = {
     "popularity": Popularity,
     "als": ALS,
     "ease": EASE,
+    "gin": GIN,
+    "gcn-graph": GCNGraph,
 }
 
 
@@ -148,5 +152,6 @@ def model_info(name: str) -> ModelInfo:
 
 __all__ = [
     "RecommenderModel", "NodeModel", "FittedRecommender", "Popularity", "ALS", "EASE", "LightGCN", "UltraGCN", "GCN", "DAGNN", "CatGCN", "FieldSumGCN", "LargeGT",
+    "GIN", "GCNGraph",
     "register_model", "available_models", "get_model", "model_info", "ModelInfo",
 ]

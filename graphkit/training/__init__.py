@@ -88,6 +88,10 @@ def fit(
             training ones (``lr``, ``epochs``, ``batch_size``, ``max_time``, ``device``, ...;
             see :class:`~graphkit.training.RecTrainConfig`).
 
+    Graph-property models (``model.task == "graph"``: ``"gin"``, ``"gcn-graph"``) go to
+    :func:`graphkit.training.graph.fit_graph` (:class:`~graphkit.training.graph.GraphTrainConfig`
+    options; ``init_from=`` a :func:`graphkit.pretrain` result or folder).
+
     Node-classification models (``model.task == "node"``: GCN, DAGNN, CatGCN, ...) go to
     :func:`graphkit.training.node.fit_node`: their training options are
     :class:`~graphkit.training.node.NodeTrainConfig` fields, and a dataset given by name
@@ -113,6 +117,11 @@ def fit(
 
         return fit_node(model, dataset, data_dir=data_dir, preset=preset, seed=seed, resume=resume,
                         callbacks=callbacks, **hparams)
+    if task == "graph":
+        from .graph import fit_graph
+
+        return fit_graph(model, dataset, data_dir=data_dir, preset=preset, seed=seed, resume=resume,
+                         callbacks=callbacks, **hparams)
     ds = gk_datasets.load(dataset, root=data_dir) if isinstance(dataset, str) else dataset
     if task != "recommendation":
         raise ConfigError(f"{cls.__name__} is a {task} model; graphkit.fit supports it once its trainer is registered")
