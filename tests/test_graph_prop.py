@@ -235,3 +235,31 @@ def test_bench_graph_grid_writes_leaderboard_with_paper_column(tmp_path):
     fs = board.split("## ogbg-molfreesolv")[1]
     assert "| rmse |" in fs.replace("| model | rmse |", "| rmse |") and "rocauc" not in fs.split("\n\n")[2]
     assert {r["status"] for r in out["records"]} == {"ok"}
+
+
+class _TinyGraphData:
+    """A graph-property dataset built in memory (what the task reads of a GraphPropDataset)."""
+
+    def __init__(self, graphs, n_train, n_valid, metric="rmse", task_type="regression"):
+        self.collection = GraphCollection.from_data_list(graphs)
+        n = len(graphs)
+        self.split_idx = {"train": torch.arange(n_train), "valid": torch.arange(n_train, n_train + n_valid),
+                          "test": torch.arange(n_train + n_valid, n)}
+        self.name, self.task_type, self.eval_metric = "tiny", task_type, metric
+        self.num_tasks, self.num_graphs, self.meta, self.fingerprint = 1, n, {}, "tiny"
+
+    def split_record(self):
+        return {"dataset": self.name, "fingerprint": self.fingerprint}
+
+
+def test_training_batches_never_leave_a_single_graph():
+    from graphkit.datasets.graph_collection import batch_ids, training_batches
+
+    assert [training_batches(n, 32) for n in (1, 31, 32, 33, 64, 65, 66)] == [1, 1, 1, 1, 2, 2, 3]
+    order = torch.arange(65)
+    assert [len(batch_ids(order, b, 32)) for b in range(2)] == [32, 33]
+    # 33 one-atom training molecules, batch 32: the last batch would be one node (batch norm fails)
+    graphs = random_molecules(45, seed=9, max_nodes=1, regression=True)
+    ds = _TinyGraphData(graphs, 33, 6)
+    r = graphkit.fit("gin", ds, epochs=2, emb_dim=8, num_layers=2, batch_size=32, progress=False, preset=False)
+    assert list(r.history["epoch"]) == [1, 2] and set(r.metrics) == {"rmse"}

@@ -24,7 +24,8 @@ import torch
 
 from ..exceptions import ConfigError, DataFormatError
 
-__all__ = ["GraphBatch", "GraphCollection", "segment_ids", "subgraph", "hop_distances", "rank_within"]
+__all__ = ["GraphBatch", "GraphCollection", "segment_ids", "subgraph", "hop_distances", "rank_within",
+           "training_batches", "batch_ids"]
 
 
 def segment_ids(counts: torch.Tensor) -> torch.Tensor:
@@ -34,6 +35,33 @@ def segment_ids(counts: torch.Tensor) -> torch.Tensor:
         counts: non-negative int64 counts ``[S]``.
     """
     return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+
+
+def training_batches(n: int, batch_size: int) -> int:
+    """Training batches per epoch over ``n`` graphs: ``ceil(n / batch_size)``, less one when the
+    last batch would hold a single graph (it joins the batch before: batch norm cannot train on
+    one row, which OGB's example avoids by skipping such batches).
+
+    Args:
+        n: number of training graphs.
+        batch_size: graphs per batch.
+    """
+    full = -(-n // batch_size)
+    return full - 1 if full > 1 and n % batch_size == 1 else max(full, 1)
+
+
+def batch_ids(order: torch.Tensor, batch: int, batch_size: int) -> torch.Tensor:
+    """The ``batch``-th training batch of ``order`` under :func:`training_batches` (the last one
+    absorbs a trailing single graph).
+
+    Args:
+        order: the epoch's graph order.
+        batch: batch index (0-based).
+        batch_size: graphs per batch.
+    """
+    last = training_batches(len(order), batch_size) - 1
+    end = len(order) if batch == last else (batch + 1) * batch_size
+    return order[batch * batch_size:end]
 
 
 def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

@@ -103,6 +103,8 @@ def fit(
     task = getattr(cls, "task", "recommendation")
     if isinstance(dataset, PurePath):
         dataset = str(dataset)
+    elif task == "graph":
+        pass  # graph-property data: an ogbg-* name or a GraphPropDataset (checked by fit_graph)
     elif type(dataset).__module__.split(".")[0] in ("pandas", "scipy", "numpy", "torch_geometric"):
         from ..datasets.convert import as_dataset
 

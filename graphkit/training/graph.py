@@ -113,7 +113,10 @@ def check_graph_data(dataset: Any) -> None:
     """Raise :class:`ConfigError` unless ``dataset`` is a graph-property dataset with training graphs."""
     for name in ("split_idx", "task_type", "num_tasks", "eval_metric", "collection"):
         if not hasattr(dataset, name):
-            raise ConfigError(f"{type(dataset).__name__} is not a graph-property dataset: it has no {name!r}")
+            raise ConfigError(f"{type(dataset).__name__} is not a graph-property dataset: it has no {name!r} "
+                              "(graph-level models train on an ogbg-* name or a GraphPropDataset from "
+                              "graphkit.datasets.load, e.g. 'ogbg-molbace', or an ogb-layout folder with "
+                              "meta_dict.json)")
     if len(dataset.split_idx["train"]) == 0:
         raise ConfigError(f"{getattr(dataset, 'name', 'the dataset')} has no training graphs")
 
@@ -162,7 +165,9 @@ class GraphPropTask(TrainingTask):
         self._order = None
 
     def num_batches(self) -> int:
-        return math.ceil(len(self.train_ids) / self.cfg.batch_size)
+        from ..datasets.graph_collection import training_batches
+
+        return training_batches(len(self.train_ids), self.cfg.batch_size)
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         if self._order is None or self._order_epoch != epoch:
@@ -187,9 +192,9 @@ class GraphPropTask(TrainingTask):
         return loss, n
 
     def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
-        bs = self.cfg.batch_size
-        ids = self._epoch_order(epoch)[batch * bs:(batch + 1) * bs]
-        b = self.collection.batch(ids).to(self.device)
+        from ..datasets.graph_collection import batch_ids
+
+        b = self.collection.batch(batch_ids(self._epoch_order(epoch), batch, self.cfg.batch_size)).to(self.device)
         trainer.model.train()
         loss, n = self.loss(trainer.model(b), b.y)
         return loss, float(loss.detach()) * n, float(n)
