@@ -56,7 +56,8 @@ def metric(out: str, name: str) -> float:
 
 def test_every_script_has_a_test():
     tested = {"lightgcn_ml1m.py", "ultragcn_ml1m.py", "gcn_cora.py", "dagnn_cora.py", "catgcn_synthetic.py",
-              "selftask_cora.py", "largegt_synthetic.py", "w2pgnn_synthetic.py", "recommender_pipeline_ml1m.py"}
+              "selftask_cora.py", "largegt_synthetic.py", "w2pgnn_synthetic.py", "recommender_pipeline_ml1m.py",
+              "gin_molecules.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
     for path in EXAMPLES.glob("*.py"):
         head = path.read_text().split('"""')[1]
@@ -114,6 +115,16 @@ def test_largegt_example():
     tokens = re.search(r"token sequence of node 0 \(K = (\d+)\): \[([0-9, ]+)\]", out)
     assert tokens and len(tokens.group(2).split(",")) == int(tokens.group(1))
     assert tokens.group(2).split(",")[0] == "0"
+
+
+def test_gin_molecules_example_pretrains_and_fine_tunes():
+    require_dataset("ogb", "ogbg_molfreesolv", "raw", "edge.csv.gz")
+    out = run_example("gin_molecules.py", ["--dataset", "ogbg-molfreesolv", "--emb-dim", "16", "--epochs", "3",
+                                           "--pretrain-epochs", "1", "--threads", "1"])
+    assert "scaffold" in out or "train/valid/test=513/64/65" in out
+    scores = re.findall(r"test rmse=([0-9.]+)", out)
+    assert len(scores) == 2 and all(0.5 < float(s) < 20 for s in scores), out
+    assert "pre-trained attr_masking on ogbg-molbace+ogbg-molbbbp+ogbg-molesol" in out
 
 
 def test_w2pgnn_example_ranks_the_unrelated_set_last(tmp_path):
