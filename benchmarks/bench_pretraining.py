@@ -214,7 +214,7 @@ def report(a: argparse.Namespace) -> str:
              f"GIN, {a.num_layers} layers of {a.emb_dim}, fine-tuned {a.epochs} epochs (batch 32, Adam 1e-3, "
              f"epoch selected on validation), pre-trained {a.pretrain_epochs} epochs (batch {a.pretrain_batch}). "
              "Test metric (OGB evaluator), mean ± sample std over seeds; gain = paired relative gain "
-             "(> 0: pre-training helped).", ""]
+             "(> 0: pre-training helped), mean over seeds with its 95 % t-interval.", ""]
     lines += ["## Transfer: pre-trained on the other sets", "",
               "| downstream | metric | scratch | " + " | ".join(f"{s} | gain" for s in STRATEGIES) + " |",
               "|---|---|---|" + "---|---|" * len(STRATEGIES)]
@@ -232,7 +232,7 @@ def report(a: argparse.Namespace) -> str:
                 cells += ["-", "-"]
                 continue
             gains = [_gain(metric, pre[k]["test"], sc[k]["test"]) for k in common]
-            cells += [_ms([pre[k]["test"] for k in common]), f"{100 * np.mean(gains):+.1f} % ({len(common)} seeds)"]
+            cells += [_ms([pre[k]["test"] for k in common]), _gain_ci(gains)]
         lines.append("| " + " | ".join(cells) + " |")
     feas_path = out / "feasibility.json"
     if feas_path.is_file():
@@ -264,10 +264,34 @@ def report(a: argparse.Namespace) -> str:
                 f = np.array([r[3].get(v, np.nan) for r in rows])
                 rho, lo, hi = _spearman_ci(f, g, a.bootstrap)
                 lines.append(f"- {v}: rho = {rho:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            # W2PGNN's use: for one downstream set, which pre-training set? Ranks within each target.
+            lines += ["", "Within each downstream set (its pre-training candidates ranked against their gains; "
+                      "Spearman per target, then the mean over targets):", ""]
+            from scipy.stats import spearmanr
+
+            for v in names:
+                per = {}
+                for d in datasets:
+                    sub = [r for r in rows if r[1] == d]
+                    if len(sub) >= 3:
+                        per[d] = float(spearmanr([r[3].get(v, np.nan) for r in sub], [r[2] for r in sub]).statistic)
+                text = ", ".join(f"{d.replace('ogbg-mol', '')} {x:+.2f}" for d, x in per.items())
+                lines.append(f"- {v}: mean {np.nanmean(list(per.values())):+.3f} ({text})")
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)
     print(text)
     return text
+
+
+def _gain_ci(gains: Sequence[float]) -> str:
+    """Mean paired relative gain with its 95 % t-interval over seeds, in percent."""
+    from scipy.stats import t
+
+    g = 100 * np.asarray(gains, dtype=float)
+    if len(g) < 2:
+        return f"{g.mean():+.1f} % (1 seed)"
+    half = t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g))
+    return f"{g.mean():+.1f} % [{g.mean() - half:+.1f}, {g.mean() + half:+.1f}]"
 
 
 def _ms(vals: Sequence[float]) -> str:

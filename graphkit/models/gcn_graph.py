@@ -66,7 +66,7 @@ class MolGCNConv(nn.Module):
         deg = torch.bincount(src, minlength=h.shape[0]).to(h.dtype) + 1.0
         inv_sqrt = deg.rsqrt()
         norm = (inv_sqrt[src] * inv_sqrt[dst]).unsqueeze(1)
-        out = torch.zeros_like(h).index_add_(0, dst, norm * F.relu(h[src] + e))
+        out = torch.zeros_like(h).index_add_(0, dst, norm * F.relu(h.index_select(0, src) + e))  # see GINConv
         return out + F.relu(h + self.root_emb.weight) / deg.unsqueeze(1)
 
 

@@ -194,7 +194,7 @@ class GNNEncoder(nn.Module):
             vn = self.vn_embedding.weight.expand(batch.num_graphs, -1)
         for k in range(self.num_layers):
             if vn is not None:
-                h = h + vn[batch.batch]
+                h = h + vn.index_select(0, batch.batch)
             h_in = h
             h = self.norms[k](self.convs[k](h, batch.edge_index, batch.edge_attr))
             if k < self.num_layers - 1:
