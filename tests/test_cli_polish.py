@@ -91,10 +91,12 @@ def test_models_list_json_is_a_list_of_objects():
     fields = {"name", "task", "class_path", "paper", "authors", "venue", "year", "url", "presets", "fast_presets",
               "fast_preset"}
     for d in data:
-        assert set(d) == fields and d["task"] in ("recommendation", "node")
+        assert set(d) == fields and d["task"] in ("recommendation", "node", "graph")
         module, _, qualname = d["class_path"].rpartition(".")
         assert getattr(sys.modules[module], qualname) is graphkit.models.get_model(d["name"])
     assert by_name["lightgcn"]["task"] == "recommendation" and by_name["dagnn"]["task"] == "node"
+    assert by_name["gin"]["task"] == "graph" and by_name["gcn-graph"]["task"] == "graph"
+    assert by_name["gin"]["year"] == 2019 and "ogbg-molbace" in by_name["gin"]["presets"]
     assert by_name["lightgcn"]["fast_preset"] is True and by_name["lightgcn"]["fast_presets"] == ["*"]
     assert by_name["ultragcn"]["fast_presets"] == ["ml-1m"] and by_name["dagnn"]["fast_preset"] is False
     assert by_name["lightgcn"]["presets"] == ["gowalla", "yelp2018", "amazon-book", "ml-1m"]

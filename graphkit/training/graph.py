@@ -104,7 +104,8 @@ def graph_metrics(dataset: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> D
     yt, yp = y_true.detach().cpu().numpy(), y_pred.detach().cpu().float().numpy()
     metric = str(dataset.eval_metric)
     if (getattr(dataset, "meta", None) or {}).get("evaluator"):
-        out = dataset.evaluator().eval({"y_true": yt, "y_pred": yp})
+        evaluator = dataset.evaluator()
+        out = evaluator.eval({"y_true": yt, "y_pred": yp})
         return {k: float(v) for k, v in out.items()}
     return {metric: _own_metric(metric, yt, yp)}
 
