@@ -25,7 +25,7 @@ import torch
 from ..exceptions import ConfigError, DataFormatError
 
 __all__ = ["GraphBatch", "GraphCollection", "segment_ids", "subgraph", "hop_distances", "rank_within",
-           "training_batches", "batch_ids"]
+           "training_batches", "batch_ids", "EpochOrder"]
 
 
 def segment_ids(counts: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,27 @@ def batch_ids(order: torch.Tensor, batch: int, batch_size: int) -> torch.Tensor:
     last = training_batches(len(order), batch_size) - 1
     end = len(order) if batch == last else (batch + 1) * batch_size
     return order[batch * batch_size:end]
+
+
+class EpochOrder:
+    """The shuffled order of ``ids`` for each epoch, drawn from a generator seeded by (seed, epoch),
+    so a resumed run draws the same batches; computed once per epoch, not per batch.
+
+    Args:
+        ids: the graph ids to shuffle.
+        seed: the run's seed.
+    """
+
+    def __init__(self, ids: torch.Tensor, seed: int) -> None:
+        self.ids, self.seed = ids, int(seed)
+        self._epoch, self._order = -1, ids
+
+    def __call__(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = self.ids[torch.randperm(len(self.ids), generator=gen)]
+            self._epoch = epoch
+        return self._order
 
 
 def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

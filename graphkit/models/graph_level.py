@@ -293,14 +293,6 @@ class GraphModel(nn.Module):
                 "edge_channels": hp["edge_channels"]}
 
 
-def conv_registry() -> Dict[str, Type[nn.Module]]:
-    """``{conv class name: class}`` of the graph-level models' convolutions."""
-    from .gcn_graph import MolGCNConv
-    from .gin import GINConv
-
-    return {"GINConv": GINConv, "MolGCNConv": MolGCNConv}
-
-
 def _edge_encoder(emb_dim: int, edge_channels: Optional[int]) -> Optional[nn.Module]:
     """The per-layer edge encoder: OGB bond codes, a linear map of real features, or none."""
     if edge_channels == 0:

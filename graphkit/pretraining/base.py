@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 import torch
 from torch import nn
 
-from ..datasets.graph_collection import batch_ids, training_batches
+from ..datasets.graph_collection import EpochOrder, batch_ids, training_batches
 from ..exceptions import CheckpointError, ConfigError
 from ..training.engine import EngineConfig, Trainer, TrainingTask, _is_int
 from ..utils import PathLike, atomic_folder, fingerprint_arrays
@@ -102,15 +102,14 @@ class PretrainTask(TrainingTask):
     def setup(self, trainer: Any) -> None:
         self.cfg, self.device = trainer.cfg, trainer.device
         trainer.model.to(self.device)
+        self._order = EpochOrder(torch.arange(len(self.dataset.collection)), self.cfg.seed)
 
     def num_batches(self) -> int:
         return training_batches(len(self.dataset.collection), self.cfg.batch_size)
 
     def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
         # per-(seed, epoch) order and per-(seed, epoch, batch) randomness: a resumed run repeats them
-        n = len(self.dataset.collection)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch))
-        ids = batch_ids(order, batch, self.cfg.batch_size)
+        ids = batch_ids(self._order(epoch), batch, self.cfg.batch_size)
         gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + epoch) * 10_007 + batch)
         trainer.model.train()
         loss, count = trainer.model.loss(self.dataset.collection.batch(ids).to(self.device), gen)

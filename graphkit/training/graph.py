@@ -151,31 +151,23 @@ class GraphPropTask(TrainingTask):
         return ["epoch", "train_loss", f"valid_{self.metric}", "seconds"]
 
     def setup(self, trainer: Any) -> None:
+        from ..datasets.graph_collection import EpochOrder
+
         self.cfg = trainer.cfg
         self.device = trainer.device
         trainer.model.to(trainer.device)
         self.collection = self.dataset.collection
         self.classify = is_classification(self.dataset.task_type)
         self.train_ids = self.dataset.split_idx["train"].long()
-        # each epoch's order comes from its own generator seeded by (seed, epoch): a resumed run
-        # draws the same batches without restoring any generator state
-        self._order: Optional[torch.Tensor] = None
-        self._order_epoch = -1
+        self._order = EpochOrder(self.train_ids, self.cfg.seed)
 
     def teardown(self) -> None:
-        self._order = None
+        self._order = None  # type: ignore[assignment]
 
     def num_batches(self) -> int:
         from ..datasets.graph_collection import training_batches
 
         return training_batches(len(self.train_ids), self.cfg.batch_size)
-
-    def _epoch_order(self, epoch: int) -> torch.Tensor:
-        if self._order is None or self._order_epoch != epoch:
-            gen = torch.Generator().manual_seed(int(self.cfg.seed) * 1_000_003 + epoch)
-            self._order = self.train_ids[torch.randperm(len(self.train_ids), generator=gen)]
-            self._order_epoch = epoch
-        return self._order
 
     def loss(self, pred: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, int]:
         """``(mean loss over labelled entries, their count)``.
@@ -195,7 +187,7 @@ class GraphPropTask(TrainingTask):
     def train_batch(self, trainer: Any, epoch: int, batch: int) -> Tuple[torch.Tensor, float, float]:
         from ..datasets.graph_collection import batch_ids
 
-        b = self.collection.batch(batch_ids(self._epoch_order(epoch), batch, self.cfg.batch_size)).to(self.device)
+        b = self.collection.batch(batch_ids(self._order(epoch), batch, self.cfg.batch_size)).to(self.device)
         trainer.model.train()
         loss, n = self.loss(trainer.model(b), b.y)
         return loss, float(loss.detach()) * n, float(n)
