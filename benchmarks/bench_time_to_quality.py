@@ -14,6 +14,13 @@ validation curve (validation recall@20 against wall-clock seconds), plotted with
 Iterative methods validate every epoch here (``eval_every=1``, so the curves have points;
 the paper protocols validate every 5-10 epochs), with the epoch time including it.
 
+A method whose preset decays the learning rate over ``max_time`` (``scheduler="budget"``, the
+LightGCN fast recipe) behaves differently at each ``max_time``: it gets one run per budget,
+each with ``max_time`` = that budget and probed at it (cost: the sum of the budgets); its
+curve is the largest budget's run.  The engine's ``max_time`` counts training seconds only, so
+such a run's rate reaches zero a little after its wall-clock budget (by the preparation time):
+the probe at the budget sees a model that had not quite finished its decay.
+
 Methods: ``lightgcn-fast`` (``preset="fast"``), ``lightgcn-paper`` (the paper's protocol),
 ``ultragcn`` (paper preset), ``ultragcn-fast`` (its fast recipe, ml-1m only), ``als``,
 ``popularity``, ``ease``.
@@ -110,7 +117,32 @@ def load_done(path: Path) -> Dict[str, Dict[str, Any]]:
     return done
 
 
+def follows_budget(ds: Any, method: str) -> bool:
+    """Whether the method's preset decays its rate over ``max_time`` (``scheduler="budget"``):
+    then a budget's figure needs its own run with that ``max_time``."""
+    from graphkit.models import get_model
+    from graphkit.training.hparams import preset_for
+
+    spec = METHODS[method]
+    return preset_for(get_model(spec["model"]), ds.name, spec["preset"]).get("train", {}).get("scheduler") == "budget"
+
+
 def run_one(ds: Any, method: str, budgets: List[float], threads: int, seed: int) -> Dict[str, Any]:
+    """One run with ``max_time`` = the largest budget, probed at every budget; a method whose
+    schedule follows ``max_time`` gets one run per budget instead (each probed at its own)."""
+    if method not in FITTED and follows_budget(ds, method) and len(budgets) > 1:
+        runs = [_run_one(ds, method, [b], threads, seed) for b in sorted(budgets)]
+        out = runs[-1]
+        out["budgets"] = budgets
+        out["at_budget"] = {k: v for r in runs for k, v in r["at_budget"].items()}
+        out["per_budget_runs"] = [{k: r[k] for k in ("budgets", "wall_seconds", "train_seconds", "test", "best_valid",
+                                                      "best_epoch", "epochs_run", "curve", "load_average")}
+                                  for r in runs[:-1]]
+        return out
+    return _run_one(ds, method, budgets, threads, seed)
+
+
+def _run_one(ds: Any, method: str, budgets: List[float], threads: int, seed: int) -> Dict[str, Any]:
     spec = METHODS[method]
     kw: Dict[str, Any] = {"num_threads": threads, "progress": False}
     probe = BudgetProbe(ds, budgets)

@@ -426,6 +426,10 @@ def fit_cmd(model: Optional[str], dataset: Optional[str], data_dir: Optional[str
     click.echo(f"{rec['model']} on {rec.get('dataset')} (split {rec.get('fingerprint')}, seed {rec['seed']}): "
                f"best epoch {rec['best_epoch']} of {rec['epochs_run']} ({rec['stopped_by']}), "
                f"{rec['train_seconds']:.1f}s on {rec['device']}")
+    if "refit" in rec:
+        click.echo(f"refit on train + validation ({rec['refit']['train_nnz']:,} interactions) for "
+                   f"{rec['refit']['epochs']} epoch(s), {rec['refit']['train_seconds']:.1f}s: the test metrics are "
+                   "the refitted model's")
     click.echo("test " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
     if record is not None and record.get("fingerprint") and rec.get("fingerprint") != record.get("fingerprint"):
         click.echo(f"warning: the dataset split differs from the recorded run's (fingerprint {rec.get('fingerprint')}, "

@@ -244,3 +244,6 @@ def test_cli_tune_and_preset_option(tmp_path):
     run = CliRunner().invoke(main, ["fit", "popularity", "--dataset", folder, "--preset", "none", "--quiet"],
                              catch_exceptions=False)
     assert run.exit_code == 0 and "recall@20=" in run.output
+    run = CliRunner().invoke(main, ["fit", "popularity", "--dataset", folder, "--preset", "none", "--quiet",
+                                    "--set", "refit=true"], catch_exceptions=False)
+    assert run.exit_code == 0 and "refit on train + validation" in run.output, run.output

@@ -258,6 +258,42 @@ def test_cosine_scheduler_follows_its_formula_and_a_factory_is_accepted():
         graphkit.fit("gcn", sbm_dataset(), scheduler="step", scheduler_options={"bogus": 1}, **NODE)
 
 
+def test_budget_scheduler_decays_linearly_to_the_end_of_the_epoch_or_time_budget():
+    from graphkit.training.engine import BudgetLR
+
+    lrs = []
+
+    class LR(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            lrs.append(trainer.optimizer.param_groups[0]["lr"])
+
+    # no max_time: over the epochs, reaching `final` (here 0.2) at the last one
+    graphkit.fit("gcn", sbm_dataset(), scheduler="budget", scheduler_options={"final": 0.2}, callbacks=[LR()],
+                 **{**NODE, "epochs": 5})
+    base = NODE["lr"]
+    assert lrs == pytest.approx([base * (1 - 0.8 * e / 5) for e in range(1, 6)])
+    # with max_time: the rate follows the clock, whatever the epoch count (Li et al., ICLR 2020)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+    seconds = [0.0]
+    sched = BudgetLR(opt, epochs=1000, max_time=10.0, clock=lambda: seconds[0])
+    got = []
+    for t in (1.0, 2.5, 7.5, 12.0):
+        seconds[0] = t
+        sched.step()
+        got.append(sched.get_last_lr()[0])
+    assert got == pytest.approx([0.36, 0.3, 0.1, 0.0])
+    # the state a checkpoint keeps brings back the same schedule
+    again = BudgetLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=9.9), epochs=1000, max_time=10.0,
+                     clock=lambda: 5.0)
+    again.load_state_dict(json.loads(json.dumps(sched.state_dict())))
+    again.step()
+    assert again.get_last_lr()[0] == pytest.approx(0.2) and again.last_epoch == 5
+    with pytest.raises(ConfigError, match="takes only 'final'"):
+        graphkit.fit("gcn", sbm_dataset(), scheduler="budget", scheduler_options={"gamma": 0.5}, **NODE)
+    with pytest.raises(ConfigError, match=r"final must be a number in \[0, 1\]"):
+        graphkit.fit("gcn", sbm_dataset(), scheduler="budget", scheduler_options={"final": 2}, **NODE)
+
+
 # ----------------------------------------------------------------------------- resume, every task
 def _same_run(a, b):
     assert a.metrics == b.metrics

@@ -69,6 +69,47 @@ def test_same_seed_same_result_other_seed_differs():
     assert a.history["loss"].tolist() != c.history["loss"].tolist()
 
 
+@pytest.mark.parametrize("model", ["lightgcn", "ultragcn"])
+def test_refit_retrains_on_train_plus_valid_for_the_selected_epochs(model):
+    """refit=True = select the epoch on validation, then an independent run on full_train."""
+    ds = planted_dataset(seed=2)
+    kw = dict(embedding_dim=8, **{**FAST, "epochs": 6, "eval_every": 1}, seed=5, preset=False)
+    if model == "lightgcn":
+        kw["num_layers"] = 1
+    sel = graphkit.fit(model, ds, evaluate_test=False, **kw)
+    res = graphkit.fit(model, ds, refit=True, **kw)
+    best = sel.record["best_epoch"]
+    assert 1 <= best <= 6 and res.record["best_epoch"] == best
+    assert res.record["refit"]["epochs"] == best
+    assert res.record["refit"]["train_nnz"] == ds.full_train.nnz > ds.train.nnz
+    assert res.history["loss"].tolist() == sel.history["loss"].tolist()
+    # the reference: a plain run on a dataset whose training split is train + valid, no validation
+    whole = RecDataset(name="planted", num_users=ds.num_users, num_items=ds.num_items, train=ds.full_train,
+                       valid=sp.csr_matrix(ds.valid.shape, dtype=np.float32), test=ds.test,
+                       full_train=ds.full_train, fingerprint=ds.fingerprint, meta=ds.meta)
+    ref = graphkit.fit(model, whole, **{**kw, "epochs": best, "patience": 0})
+    assert res.metrics == ref.metrics and res.metrics
+    sa, sb = res.model.state_dict(), ref.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sb)
+    # the selection model is not the refitted one (it saw fewer interactions)
+    assert not torch.equal(next(iter(sel.model.state_dict().values())), next(iter(sa.values())))
+    assert res.record["train"]["refit"] is True and res.record["train"]["evaluate_test"] is True
+    with pytest.raises(ConfigError, match="refit must be True or False"):
+        graphkit.fit(model, ds, refit="yes", **kw)
+
+
+def test_refit_of_a_fitted_baseline_fits_it_again_on_train_plus_valid():
+    ds = planted_dataset(seed=2)
+    res = graphkit.fit("ease", ds, refit=True, preset=False, progress=False, l2=50.0)
+    whole = RecDataset(name="planted", num_users=ds.num_users, num_items=ds.num_items, train=ds.full_train,
+                       valid=sp.csr_matrix(ds.valid.shape, dtype=np.float32), test=ds.test,
+                       full_train=ds.full_train, fingerprint=ds.fingerprint, meta=ds.meta)
+    ref = graphkit.fit("ease", whole, preset=False, progress=False, l2=50.0)
+    plain = graphkit.fit("ease", ds, preset=False, progress=False, l2=50.0)
+    assert res.metrics == pytest.approx(ref.metrics) and res.metrics != pytest.approx(plain.metrics)
+    assert res.record["refit"]["epochs"] == 1 and res.record["best_valid"] == plain.record["best_valid"]
+
+
 def test_record_and_save(tmp_path):
     ds = planted_dataset(seed=2)
     res = graphkit.fit("lightgcn", ds, embedding_dim=8, num_layers=1, **{**FAST, "epochs": 2, "eval_every": 1})

@@ -61,7 +61,7 @@ from .result import FitResult, _jsonable, save_state_dict, write_json
 
 __all__ = [
     "EngineConfig", "TrainingTask", "Trainer", "OPTIMIZERS", "SCHEDULERS", "RESUMABLE_CHANGES",
-    "build_optimizer", "build_scheduler",
+    "build_optimizer", "build_scheduler", "BudgetLR",
 ]
 
 #: Optimizers accepted by name (``optimizer="adamw"``); a callable is used as a factory.
@@ -70,12 +70,12 @@ OPTIMIZERS: Dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad,
 }
 #: LR schedulers accepted by name (``scheduler="cosine"``), stepped once per epoch.
-SCHEDULERS = ("cosine", "step", "exponential", "plateau")
+SCHEDULERS = ("cosine", "step", "exponential", "plateau", "budget")
 
 #: Config fields that may change between a checkpoint and its resumption (they control
 #: how long and where a run goes, not what it computes).
 RESUMABLE_CHANGES = ("epochs", "max_time", "progress", "num_threads", "device", "checkpoint_dir", "checkpoint_every",
-                     "evaluate_test", "eval_memory_mb", "prefetch")
+                     "evaluate_test", "eval_memory_mb", "prefetch", "refit")
 
 
 #: Integers larger than this are refused as counts and sizes (they cannot index a tensor).
@@ -117,8 +117,10 @@ class EngineConfig:
             (e.g. ``functools.partial(torch.optim.AdamW, betas=(0.9, 0.99))``).
         scheduler: ``None``, ``"cosine"`` (``T_max=epochs``), ``"step"`` (``step_size=30``,
             ``gamma=0.1``), ``"exponential"`` (``gamma=0.99``), ``"plateau"`` (on the
-            validation selection score), or a factory ``factory(optimizer) -> scheduler``;
-            stepped once per epoch.
+            validation selection score), ``"budget"`` (linear decay to zero over the run's
+            budget: the seconds of ``max_time`` when it is set, else ``epochs``; see
+            :class:`BudgetLR`), or a factory ``factory(optimizer) -> scheduler``; stepped once
+            per epoch.
         scheduler_options: keyword arguments that override the named scheduler's defaults.
         checkpoint_dir: when set, the best and last weights are saved there after each
             validation (``best``/``last`` ``.safetensors`` + ``.json``), and a resumable
@@ -246,7 +248,73 @@ def build_optimizer(spec: Any, params: Any, lr: float, weight_decay: float) -> t
     return opt
 
 
-def build_scheduler(spec: Any, opt: torch.optim.Optimizer, epochs: int, options: Optional[Dict[str, Any]]) -> Any:
+class BudgetLR:
+    """Linear learning-rate decay over the run's budget, in wall-clock seconds or epochs.
+
+    Li, Yumer & Ramanan, "Budgeted Training: Rethinking Deep Neural Network Training Under
+    Resource Constraints", ICLR 2020 (https://arxiv.org/abs/1905.04753): when a run has a
+    fixed budget, decaying the rate linearly to zero *at the end of that budget* beats a
+    constant rate and schedules sized for an epoch count the run never reaches.  After each
+    :meth:`step` every group's rate is ``base_lr · (1 − (1 − final) · min(1, used / budget))``,
+    with ``used`` the training seconds so far (``clock()``) when ``max_time`` is given, else
+    the number of steps (epochs) taken.  The state (steps taken, base rates) is saved with a
+    resumable checkpoint; the seconds come from the trainer's clock, which a resume restores.
+    With ``max_time`` the rates depend on the clock, so two runs with the same seed are not
+    bit-identical (their epochs end at different seconds); over ``epochs`` they are.
+
+    Args:
+        optimizer: the optimizer whose groups' ``lr`` it sets.
+        epochs: the epoch budget (used when ``max_time`` is ``None``).
+        max_time: the time budget in seconds, or ``None``.
+        clock: returns the training seconds so far (needed with ``max_time``).
+        final: the fraction of the base rate reached at the end of the budget (default 0).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: int, max_time: Optional[float] = None,
+                 clock: Optional[Callable[[], float]] = None, final: float = 0.0) -> None:
+        if not (_is_real(final) and 0 <= final <= 1):
+            raise ConfigError(f"scheduler 'budget': final must be a number in [0, 1], got {final!r}")
+        if max_time is not None and clock is None:
+            raise ConfigError("scheduler 'budget' with max_time needs a clock")
+        self.optimizer = optimizer
+        self.epochs, self.max_time, self.clock, self.final = int(epochs), max_time, clock, float(final)
+        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = 0
+
+    def fraction(self) -> float:
+        """The fraction of the budget used so far, in ``[0, 1]``."""
+        if self.max_time is not None and self.clock is not None:
+            return min(1.0, self.clock() / self.max_time) if self.max_time > 0 else 1.0
+        return min(1.0, self.last_epoch / max(self.epochs, 1))
+
+    def step(self) -> None:
+        """Count one epoch and set every group's rate for the budget used so far."""
+        self.last_epoch += 1
+        scale = 1.0 - (1.0 - self.final) * self.fraction()
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * scale
+
+    def get_last_lr(self) -> List[float]:
+        """The groups' current rates."""
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The state a resumable checkpoint keeps (steps taken and base rates)."""
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "final": self.final}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output.
+
+        Args:
+            state: a dict from :meth:`state_dict`.
+        """
+        self.last_epoch = int(state["last_epoch"])
+        self.base_lrs = [float(v) for v in state["base_lrs"]]
+        self.final = float(state.get("final", self.final))
+
+
+def build_scheduler(spec: Any, opt: torch.optim.Optimizer, epochs: int, options: Optional[Dict[str, Any]],
+                    max_time: Optional[float] = None, clock: Optional[Callable[[], float]] = None) -> Any:
     """The LR scheduler named by ``spec`` (see :data:`SCHEDULERS`), built by the factory
     ``spec``, or ``None``.
 
@@ -255,12 +323,20 @@ def build_scheduler(spec: Any, opt: torch.optim.Optimizer, epochs: int, options:
         opt: the optimizer.
         epochs: the run's epoch budget (``T_max`` of ``"cosine"``).
         options: keyword arguments overriding the named scheduler's defaults.
+        max_time: the run's time budget in seconds (``"budget"`` decays over it when set).
+        clock: the trainer's training-seconds clock (for ``"budget"`` with ``max_time``).
     """
     if spec is None:
         return None
     S = torch.optim.lr_scheduler
     if callable(spec):
         return spec(opt)
+    if spec == "budget":
+        unknown = set(options or {}) - {"final"}
+        if unknown:
+            raise ConfigError(f"scheduler_options do not fit scheduler 'budget': unknown {', '.join(sorted(unknown))} "
+                              "(it takes only 'final')")
+        return BudgetLR(opt, epochs, max_time=max_time, clock=clock, **(options or {}))
     defaults = {"cosine": (S.CosineAnnealingLR, {"T_max": epochs}),
                 "step": (S.StepLR, {"step_size": 30, "gamma": 0.1}),
                 "exponential": (S.ExponentialLR, {"gamma": 0.99}),
@@ -644,7 +720,8 @@ class Trainer:
         self.task.setup(self)
         self.optimizer = build_optimizer(cfg.optimizer, self.task.param_groups(self.model, cfg.weight_decay),
                                          cfg.lr, cfg.weight_decay)
-        self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, cfg.epochs, cfg.scheduler_options)
+        self.scheduler = build_scheduler(cfg.scheduler, self.optimizer, cfg.epochs, cfg.scheduler_options,
+                                         max_time=cfg.max_time, clock=self.elapsed)
 
     def _fit(self, ckpt: Optional[Any], guard: InterruptGuard) -> FitResult:
         import pandas as pd

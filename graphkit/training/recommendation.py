@@ -14,6 +14,7 @@ how to rank.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -51,6 +52,15 @@ class RecTrainConfig(EngineConfig):
         evaluate_test: evaluate the selected model on the test split at the end (``False``:
             ``FitResult.metrics`` is empty; a tuner's trials use it so that only the final
             model ever sees the test split).
+        refit: after selecting the epoch on validation, train a fresh model (same seed and
+            hyper-parameters) on training + validation interactions (``full_train``: for the
+            LightGCN-format sets, the whole official training file, as the papers train) for
+            the selected number of epochs, with no validation, and evaluate *that* model on
+            test — scikit-learn's ``refit=True``.  The record keeps the selection run
+            (``best_epoch``, ``best_valid``, ``history``) and adds ``refit`` (epochs, seconds,
+            training interactions); the result's model is the refitted one.  Costs a second
+            training; callbacks see only the selection run.  With ``scheduler="budget"`` the
+            refit decays over its epochs (it has no ``max_time``).
 
     A run stopped mid-epoch by ``max_time`` and resumed with a larger budget continues at
     the next epoch.  Resume with ``graphkit.fit(..., resume=True)`` (see ``docs/reliability.md``).
@@ -67,6 +77,7 @@ class RecTrainConfig(EngineConfig):
     select_metric: str = "recall@20"
     eval_memory_mb: int = 256
     evaluate_test: bool = True
+    refit: bool = False
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for out-of-range values."""
@@ -79,6 +90,8 @@ class RecTrainConfig(EngineConfig):
                 _is_int(k) and k > 0 for k in self.ks):
             raise ConfigError(f"ks must be a non-empty list of positive integers (cut-offs), got {self.ks!r}")
         self.ks = tuple(int(k) for k in self.ks)
+        if not isinstance(self.refit, (bool, np.bool_)):
+            raise ConfigError(f"refit must be True or False, got {self.refit!r}")
         if not (_is_real(self.eval_memory_mb) and self.eval_memory_mb > 0):
             raise ConfigError(f"eval_memory_mb must be a positive finite number, got {self.eval_memory_mb!r}")
         from ..metrics import DEFAULT_RANKING_METRICS
@@ -221,11 +234,40 @@ class RecommendationTrainer(Trainer):
         Args:
             resume: continue from ``checkpoint_dir`` (not for fitted baselines).
         """
-        if getattr(self.model, "trainer", None) == "fitted":
-            if resume:
-                raise ConfigError(f"{type(self.model).__name__} is fitted in one call: there is nothing to resume")
-            return self._fit_fitted()
-        return super().fit(resume=resume)
+        fitted = getattr(self.model, "trainer", None) == "fitted"
+        if fitted and resume:
+            raise ConfigError(f"{type(self.model).__name__} is fitted in one call: there is nothing to resume")
+        if self.cfg.refit and self.task.has_validation():
+            return self._fit_then_refit(resume, fitted)
+        return self._fit_fitted() if fitted else super().fit(resume=resume)
+
+    def _fit_then_refit(self, resume: bool, fitted: bool) -> FitResult:
+        """Select the epoch on validation, then retrain on ``full_train`` for that many epochs
+        and test the retrained model (``refit=True``; a fitted baseline is fitted again on
+        ``full_train``)."""
+        cfg, ds = self.cfg, self.dataset
+        if not dataclasses.is_dataclass(ds) or getattr(ds, "full_train", None) is None:
+            raise ConfigError(f"refit=True needs a dataset with a full_train split, got {type(ds).__name__}")
+        self.cfg = dataclasses.replace(cfg, evaluate_test=False)
+        try:
+            selected = self._fit_fitted() if fitted else super().fit(resume=resume)
+        finally:
+            self.cfg = cfg
+        epochs = max(int(selected.record["best_epoch"]), 1)
+        empty = sp.csr_matrix(ds.valid.shape, dtype=ds.valid.dtype)
+        whole = dataclasses.replace(ds, train=ds.full_train, valid=empty)
+        refit_cfg = dataclasses.replace(cfg, epochs=epochs, patience=0, max_time=None, checkpoint_dir=None,
+                                        refit=False)
+        seed_everything(cfg.seed)
+        model = type(self.model)(**self.model.hparams())
+        refitted = RecommendationTrainer(model, whole, refit_cfg).fit()
+        record = dict(selected.record)
+        record["train"] = {**record["train"], "evaluate_test": cfg.evaluate_test}
+        record["refit"] = {"epochs": epochs, "train_seconds": refitted.record["train_seconds"],
+                           "train_nnz": int(ds.full_train.nnz), "selection_train_nnz": int(ds.train.nnz)}
+        result = FitResult(refitted.model, refitted.metrics, selected.history, record)
+        _attach_dataset(result, ds)
+        return result
 
     def _fit_fitted(self) -> FitResult:
         import pandas as pd
