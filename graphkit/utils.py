@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import platform
 import random
@@ -380,6 +381,22 @@ def fingerprint_arrays(*arrays: Any, names: Optional[Sequence[str]] = None) -> s
         h.update(f"{name}:{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
+
+
+def is_finite_real(value: Any) -> bool:
+    """Whether ``value`` is a finite real number: a Python or NumPy int/float, not a bool, and
+    not an integer too large for a float (``np.isfinite(10**30)`` raises ``TypeError``;
+    this never raises).
+
+    Args:
+        value: anything.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def seed_everything(seed: int) -> np.random.Generator:

@@ -225,7 +225,7 @@ FIT_OPTIONS: Dict[str, Tuple[List[Any], List[Any]]] = {
     "num_layers": ([0, 1, 2, np.int64(1)], [-1, 1.0, 2 ** 40, 10 ** 400]),
     "optimizer": (["adam", "adamw", "sgd", "rmsprop", "adagrad", functools.partial(torch.optim.SGD, momentum=0.9)],
                   ["ADAM", "bogus", ["adam"], {"name": "adam"}]),
-    "scheduler": ([None, "cosine", "step", "exponential", "plateau"], ["bogus", ["cosine"]]),
+    "scheduler": ([None, "cosine", "step", "exponential", "plateau", "budget"], ["bogus", ["cosine"]]),
     "scheduler_options": ([None, {}], [{"bogus": 1}, {"gamma": "x"}, [("gamma", 0.5)]]),
     "patience": ([0, 1, 3, np.int64(2), 2 ** 63], [-1, 1.0]),
     "eval_every": ([1, 2, np.int64(1), 2 ** 63], [0, -1, 1.0]),
@@ -234,6 +234,7 @@ FIT_OPTIONS: Dict[str, Tuple[List[Any], List[Any]]] = {
     "eval_memory_mb": ([1, 256, 0.01, 1e12], [0, -1, NAN, "256", 10 ** 400]),
     "progress": ([False, True], ["no"]),
     "evaluate_test": ([True, False], ["no"]),
+    "refit": ([False, True], ["no", 1]),
     "checkpoint_every": ([None], [1, 0]),
     "checkpoint_dir": ([None, "TMP"], ["", 3, "\x00"]),  # "TMP": a fresh temporary folder
     "reg_weight": ([0.0, 1e-4, 1e3], [-1.0, NAN, "x"]),

@@ -168,6 +168,20 @@ def test_bad_hyperparameters_are_named():
         graphkit.fit("lightgcn", ds, select_metric="recall@50")
 
 
+def test_huge_integers_for_real_hyperparameters_are_config_errors():
+    """np.isfinite(10**400) raises TypeError; graphkit must answer with a ConfigError (fuzzer find)."""
+    from graphkit.models import EASE, LightGCN
+
+    for kw in ({"reg_weight": 10 ** 400}, {"init_std": 10 ** 400}, {"reg_weight": float("nan")}):
+        with pytest.raises(ConfigError, match=next(iter(kw))):
+            LightGCN(4, 5, **kw)
+    with pytest.raises(ConfigError, match="l2"):
+        EASE(4, 5, l2=10 ** 400)
+    model = LightGCN(4, 5)
+    with pytest.raises(ConfigError, match="ego_ridge"):
+        model.fold_in_users(sp.csr_matrix(np.ones((1, 5), dtype=np.float32)), ego_ridge=10 ** 400)
+
+
 def test_non_finite_loss_names_epoch_and_batch(monkeypatch):
     ds = planted_dataset()
     monkeypatch.setattr(graphkit.LightGCN, "loss", lambda self, u, p, n: torch.tensor(float("nan"), requires_grad=True))

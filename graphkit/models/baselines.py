@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from ..exceptions import ConfigError, NotFittedError, TrainingError
+from ..utils import is_finite_real
 from .base import RecommenderModel
 
 __all__ = ["FittedRecommender", "Popularity", "ALS", "EASE"]
@@ -27,7 +28,7 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 def _positive_real(name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
+    ok = is_finite_real(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite number, "
                           f"got {value!r}")

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..exceptions import ConfigError, GraphError
 from ..graph import Graph, _csr_tensor, csr_gather
+from ..utils import is_finite_real
 from .base import RecommenderModel
 
 
@@ -168,10 +169,9 @@ class LightGCN(RecommenderModel):
             raise ConfigError(f"embedding_dim must be positive, got {embedding_dim}")
         if num_layers < 0:
             raise ConfigError(f"num_layers must be >= 0, got {num_layers}")
-        if not np.isfinite(reg_weight) or reg_weight < 0:
+        if not is_finite_real(reg_weight) or reg_weight < 0:
             raise ConfigError(f"reg_weight must be a finite non-negative number, got {reg_weight}")
-        if isinstance(init_std, bool) or not isinstance(init_std, Real) or not np.isfinite(init_std) \
-                or init_std <= 0:
+        if not is_finite_real(init_std) or init_std <= 0:
             raise ConfigError(f"init_std must be a positive finite number, got {init_std!r}")
         if init not in INITS:
             raise ConfigError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
@@ -456,8 +456,7 @@ class LightGCN(RecommenderModel):
         R = sp.csr_matrix(interactions, dtype=np.float32)
         if R.ndim != 2 or R.shape[1] != width:
             raise ConfigError(f"interactions must be [n, {name}={width}], got shape {R.shape}")
-        if ego_ridge is not None and (isinstance(ego_ridge, bool) or not isinstance(ego_ridge, Real)
-                                      or not np.isfinite(ego_ridge) or ego_ridge < 0):
+        if ego_ridge is not None and (not is_finite_real(ego_ridge) or ego_ridge < 0):
             raise ConfigError(f"ego_ridge must be a non-negative number or None, got {ego_ridge!r}")
         R.sum_duplicates()
         R.eliminate_zeros()

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from ..exceptions import CheckpointError, ConfigError, TrainingError
-from ..utils import environment_record, package_versions, seed_everything
+from ..utils import environment_record, is_finite_real, package_versions, seed_everything
 from .checkpoint import (
     CHECKPOINT_FILE, checkpoint_dir_lock, compare_fields, load_checkpoint, remove_stale_temporaries,
     restore_rng_state, save_checkpoint,
@@ -86,14 +86,8 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(int(v)) <= MAX_INT
 
 
-def _is_real(v: Any) -> bool:
-    """A finite real number (not a bool; huge Python ints that do not fit a float are not)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:
-        return False
+#: A finite real number (not a bool; huge Python ints that do not fit a float are not).
+_is_real = is_finite_real
 
 
 @dataclass
