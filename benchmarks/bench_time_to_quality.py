@@ -12,7 +12,9 @@ Fitted baselines (ALS, popularity, EASE) have no budget: they are fitted once, t
 time is reported, and a budget shorter than it shows "—".  Every run records its
 validation curve (validation recall@20 against wall-clock seconds), plotted with ``--plot``.
 Iterative methods validate every epoch here (``eval_every=1``, so the curves have points;
-the paper protocols validate every 5-10 epochs), with the epoch time including it.
+the paper protocols validate every 5-10 epochs), with the epoch time including it; their
+``patience`` is scaled by the preset's ``eval_every`` so early stopping waits as many epochs
+as the preset would (patience 5 every 10 epochs = 50 validations every epoch).
 
 A method whose preset decays the learning rate over ``max_time`` (``scheduler="budget"``, the
 LightGCN fast recipe) behaves differently at each ``max_time``: it gets one run per budget,
@@ -117,14 +119,30 @@ def load_done(path: Path) -> Dict[str, Dict[str, Any]]:
     return done
 
 
+def run_hparams(ds: Any, method: str) -> Dict[str, Any]:
+    """The merged hyper-parameters the method's ``graphkit.fit`` would use on ``ds`` (training
+    config defaults, the model's ``default_train``, its preset)."""
+    from graphkit.models import get_model
+    from graphkit.training.hparams import merge_preset
+    from graphkit.training.recommendation import RecTrainConfig
+
+    spec = METHODS[method]
+    defaults = {k: getattr(RecTrainConfig, k) for k in ("eval_every", "patience")}
+    return {**defaults, **merge_preset(get_model(spec["model"]), ds, {}, seed=0, use_preset=spec["preset"])}
+
+
 def follows_budget(ds: Any, method: str) -> bool:
     """Whether the method's preset decays its rate over ``max_time`` (``scheduler="budget"``):
     then a budget's figure needs its own run with that ``max_time``."""
-    from graphkit.models import get_model
-    from graphkit.training.hparams import preset_for
+    return run_hparams(ds, method).get("scheduler") == "budget"
 
-    spec = METHODS[method]
-    return preset_for(get_model(spec["model"]), ds.name, spec["preset"]).get("train", {}).get("scheduler") == "budget"
+
+def every_epoch(ds: Any, method: str) -> Dict[str, Any]:
+    """``eval_every=1`` (curves with a point per epoch) and the preset's early-stopping window
+    kept in *epochs*: ``patience`` counts validations, so it is multiplied by the preset's
+    ``eval_every`` (10 validations every 2 epochs = 20 validations every epoch)."""
+    hp = run_hparams(ds, method)
+    return {"eval_every": 1, "patience": int(hp["patience"]) * int(hp["eval_every"])}
 
 
 def run_one(ds: Any, method: str, budgets: List[float], threads: int, seed: int) -> Dict[str, Any]:
@@ -147,7 +165,7 @@ def _run_one(ds: Any, method: str, budgets: List[float], threads: int, seed: int
     kw: Dict[str, Any] = {"num_threads": threads, "progress": False}
     probe = BudgetProbe(ds, budgets)
     if method not in FITTED:
-        kw.update(max_time=max(budgets), callbacks=[probe], eval_every=1)
+        kw.update(max_time=max(budgets), callbacks=[probe], **every_epoch(ds, method))
     res = graphkit.fit(spec["model"], ds, preset=spec["preset"], seed=seed, **kw)
     wall = probe.elapsed()
     for b in probe.pending:  # budgets the run did not reach: the final (validation-selected) model

@@ -520,11 +520,13 @@ def bench_cmd(models: Optional[str], datasets_: Optional[str], seeds: str, assig
               help="A hyper-parameter fixed for every trial, repeatable.")
 @click.option("--preset", "preset_name", type=click.Choice(["paper", "fast", "none"]), default="none",
               show_default=True, help="Start every trial from this preset (none: the model's defaults).")
+@click.option("--no-start", "no_start", is_flag=True, default=False,
+              help="Do not make the preset's (or defaults') values of the searched hyper-parameters the first trial.")
 @click.option("--out", default=None, help="Save the best trial's model, record and history to this folder.")
 def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Optional[float], n_trials: Optional[int],
              storage: Optional[str], study_name: Optional[str], metric: str, seed: int, trial_seed: int,
              threads: Optional[int], trial_max_time: Optional[float], assignments: Sequence[str],
-             preset_name: str, out: Optional[str]) -> None:
+             preset_name: str, no_start: bool, out: Optional[str]) -> None:
     """Search MODEL's hyper-parameters on a dataset's validation split (Optuna TPE + pruning).
 
     Example: graphkit tune lightgcn --dataset ml-1m --max-time 1200 --storage runs/tune.db
@@ -537,7 +539,7 @@ def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Option
     own = {"max_time": "--max-time", "n_trials": "--n-trials", "storage": "--storage", "study_name": "--study-name",
            "metric": "--metric", "seed": "--seed (sampler) or --trial-seed (training)", "trial_seed": "--trial-seed",
            "trial_max_time": "--trial-max-time", "preset": "--preset", "data_dir": "--data-dir", "space": None,
-           "warmup_evaluations": None, "model": None, "dataset": "--dataset"}
+           "warmup_evaluations": None, "model": None, "dataset": "--dataset", "start_from_preset": "--no-start"}
     for key in fixed:
         if key in own:
             hint = f"; use {own[key]}" if own[key] else ""
@@ -546,7 +548,7 @@ def tune_cmd(model: str, dataset: str, data_dir: Optional[str], max_time: Option
         fixed["num_threads"] = threads
     res = tune(model, dataset, data_dir=data_dir, max_time=max_time, n_trials=n_trials, storage=storage,
                study_name=study_name, metric=metric, seed=seed, trial_seed=trial_seed, trial_max_time=trial_max_time,
-               preset=False if preset_name == "none" else preset_name, **fixed)
+               preset=False if preset_name == "none" else preset_name, start_from_preset=not no_start, **fixed)
     states = res.trials["state"].value_counts().to_dict() if len(res.trials) else {}
     click.echo(f"{len(res.trials)} trials ({', '.join(f'{v} {k.lower()}' for k, v in states.items())}); "
                f"best validation {metric} {res.best_value:.4f} with {res.best_params}")

@@ -70,6 +70,44 @@ def _suggest(trial: Any, name: str, spec: Tuple[Any, ...]) -> Any:
                       f"('choice', [values]), got {spec!r}")
 
 
+def _start_values(cls: Type, ds: Any, preset: Any, space: Space, widen: bool) -> Tuple[Space, Dict[str, Any]]:
+    """The first trial of a new study: the searched hyper-parameters as a plain
+    :func:`graphkit.fit` with ``preset`` would set them (the preset, else ``default_train``, else
+    the model's constructor default), so a search never ends below its starting point on
+    validation (Optuna's ``enqueue_trial``).  With ``widen`` (the model's default space), a range
+    that leaves a starting value out is widened to contain it (LightGCN's fast recipe trains at lr
+    2e-2, above the paper's search range); otherwise such a value is left to the sampler.
+
+    Returns:
+        ``(space, start)``: the (possibly widened) space and the values to enqueue.
+    """
+    import inspect
+
+    from .training.hparams import merge_preset
+
+    merged = merge_preset(cls, ds, {}, seed=0, use_preset=preset)
+    init = inspect.signature(cls.__init__).parameters
+    space, start = dict(space), {}
+    for name, spec in space.items():
+        value = merged.get(name, init[name].default if name in init else inspect.Parameter.empty)
+        if value is inspect.Parameter.empty or value is None or not spec:
+            continue
+        kind = spec[0]
+        if kind == "choice":
+            inside = value in list(spec[1])
+            if not inside and widen:
+                space[name], inside = ("choice", [*spec[1], value]), True
+        elif kind in ("log", "float", "int") and len(spec) == 3 and isinstance(value, (int, float)):
+            inside = spec[1] <= value <= spec[2]
+            if not inside and widen:
+                space[name], inside = (kind, min(spec[1], value), max(spec[2], value)), True
+        else:
+            inside = False
+        if inside:
+            start[name] = value
+    return space, start
+
+
 class _Pruning:
     """Reports every validation of a trial to Optuna and prunes it when the pruner says so."""
 
@@ -133,6 +171,7 @@ def tune(
     preset: Union[bool, str] = False,
     data_dir: Optional[str] = None,
     warmup_evaluations: int = 2,
+    start_from_preset: bool = True,
     **fixed: Any,
 ) -> TuneResult:
     """Search hyper-parameters of a recommendation model on a dataset's validation split.
@@ -155,6 +194,12 @@ def tune(
             defaults (``False``, the default: a dataset without a preset).
         data_dir: where dataset files live.
         warmup_evaluations: validations a trial always gets before it can be pruned.
+        start_from_preset: the first trial of a new study trains with the values a plain
+            ``graphkit.fit(model, dataset, preset=preset)`` would use for the searched
+            hyper-parameters (Optuna's ``enqueue_trial``), so the best trial is at least as good as
+            that starting point on validation.  A starting value outside the model's default
+            space widens it (recorded in the result's ``record["tuning"]["space"]``); a value
+            outside a ``space`` you pass is left to the sampler.
         **fixed: hyper-parameters shared by every trial (e.g. ``epochs=200``, ``num_threads=2``).
 
     Returns:
@@ -179,7 +224,8 @@ def tune(
         raise ConfigError(f"max_time must be a positive number of seconds, got {max_time!r}")
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
-    space = dict(space) if space is not None else search_space(cls)
+    own_space = space is not None
+    space = dict(space) if own_space else search_space(cls)
     clash = sorted(set(space) & set(fixed))
     if clash:
         raise ConfigError(f"{', '.join(clash)} both searched (space) and fixed; drop one")
@@ -196,6 +242,11 @@ def tune(
     elif study.user_attrs["fingerprint"] != getattr(ds, "fingerprint", None) or study.user_attrs["metric"] != metric:
         raise ConfigError(f"study {name!r} in {storage} was run on split {study.user_attrs['fingerprint']} for "
                           f"{study.user_attrs['metric']}; this call is {getattr(ds, 'fingerprint', None)} / {metric}")
+    start: Dict[str, Any] = {}
+    if start_from_preset:
+        space, start = _start_values(cls, ds, preset, space, widen=not own_space)
+    if start and not study.trials:  # a new study (a resumed one already ran its first trial)
+        study.enqueue_trial(start)
     t_end = None if max_time is None else time.monotonic() + float(max_time)
     best: Dict[str, Any] = {"value": -math.inf, "result": None}
     ks = fixed.pop("ks", None)
@@ -259,7 +310,8 @@ def tune(
     result.metrics = _test_metrics(result.model, ds, RecTrainConfig(ks=tuple(ks), eval_memory_mb=memory))
     result.record["tuning"] = {"study": name, "storage": storage, "trials": len(study.trials),
                                "best_trial": best_trial.number, "metric": metric, "space": {k: list(v) if
-                               isinstance(v, tuple) else v for k, v in space.items()}, "sampler_seed": seed}
+                               isinstance(v, tuple) else v for k, v in space.items()}, "sampler_seed": seed,
+                               "start": start}
     trials = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"))
     return TuneResult(result=result, best_params=dict(best_trial.params), best_value=float(best_trial.value),
                       trials=trials, study=study)

@@ -247,3 +247,29 @@ def test_cli_tune_and_preset_option(tmp_path):
     run = CliRunner().invoke(main, ["fit", "popularity", "--dataset", folder, "--preset", "none", "--quiet",
                                     "--set", "refit=true"], catch_exceptions=False)
     assert run.exit_code == 0 and "refit on train + validation" in run.output, run.output
+
+
+def test_tune_starts_from_the_preset_and_widens_the_default_space():
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from graphkit.models import LightGCN
+    from graphkit.tuning import tune
+
+    ds = planted_dataset()
+    fixed = dict(embedding_dim=8, epochs=4, eval_every=2, batch_size=256, patience=0, num_threads=1)
+    res = tune("lightgcn", ds, n_trials=1, preset="fast", seed=0, trial_seed=3, **fixed)
+    # trial 0 = what graphkit.fit(preset="fast") uses: the recipe's lr (2e-2, above the paper's
+    # search range, which is widened to contain it), the constructor's reg_weight and num_layers
+    recipe_lr = LightGCN.fast_presets["*"]["train"]["lr"]
+    assert res.best_params == {"lr": recipe_lr, "reg_weight": 1e-4, "num_layers": 3}
+    assert res.result.record["tuning"]["start"] == res.best_params
+    assert res.result.record["tuning"]["space"]["lr"] == ["log", 1e-4, recipe_lr]
+    plain = graphkit.fit("lightgcn", ds, preset="fast", seed=3, evaluate_test=False, progress=False, **fixed)
+    assert res.best_value == pytest.approx(plain.record["best_valid"], abs=1e-6)  # the same run
+    # a space the caller passes is kept: a starting value outside it is left to the sampler
+    own = tune("lightgcn", ds, n_trials=1, preset="fast", space={"lr": ("log", 1e-3, 1e-2), "num_layers": ("int", 1, 2)},
+               **fixed)
+    assert own.result.record["tuning"]["start"] == {} and 1e-3 <= own.best_params["lr"] <= 1e-2
+    assert own.result.record["tuning"]["space"]["lr"] == ["log", 1e-3, 1e-2]
+    off = tune("lightgcn", ds, n_trials=1, preset="fast", start_from_preset=False, seed=0, **fixed)
+    assert off.result.record["tuning"]["start"] == {} and off.best_params["lr"] <= 1e-2
