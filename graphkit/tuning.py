@@ -76,7 +76,7 @@ def _start_values(cls: Type, ds: Any, preset: Any, space: Space, widen: bool) ->
     the model's constructor default), so a search never ends below its starting point on
     validation (Optuna's ``enqueue_trial``).  With ``widen`` (the model's default space), a range
     that leaves a starting value out is widened to contain it (LightGCN's fast recipe trains at lr
-    2e-2, above the paper's search range); otherwise such a value is left to the sampler.
+    4e-2, above the paper's search range); otherwise such a value is left to the sampler.
 
     Returns:
         ``(space, start)``: the (possibly widened) space and the values to enqueue.

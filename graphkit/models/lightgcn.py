@@ -118,15 +118,15 @@ class LightGCN(RecommenderModel):
 
     #: ``preset="fast"``: the paper's preset updated by this recipe, for time-to-quality.
     #: Chosen on gowalla's validation recall@20 at a 600-second budget (tuning seed 7, 2
-    #: threads; ``benchmarks/tune_fast_recipe.py``, 10 candidates in 3 rounds, table in the
-    #: model card): batch 16,384 amortises the full-graph propagation of every step, the SVD
-    #: warm start, 8 negatives per positive, lr 2e-2 decayed linearly to zero at the end of
+    #: threads; ``benchmarks/tune_fast_recipe.py``, 12 candidates in 4 rounds, table in the
+    #: model card): batch 32,768 amortises the full-graph propagation of every step, the SVD
+    #: warm start, 8 negatives per positive, lr 4e-2 decayed linearly to zero at the end of
     #: ``max_time`` (``scheduler="budget"``; without ``max_time`` it decays over ``epochs``).
     #: Validation every 2 epochs (it costs about a quarter of an epoch on gowalla), patience
     #: 10 evaluations.
     fast_presets: ClassVar[Dict[str, Dict[str, Any]]] = {
         "*": {"model": {"init": "svd"},
-              "train": {"batch_size": 16384, "lr": 2e-2, "num_negatives": 8, "scheduler": "budget",
+              "train": {"batch_size": 32768, "lr": 4e-2, "num_negatives": 8, "scheduler": "budget",
                         "eval_every": 2, "patience": 10}},
     }
 
