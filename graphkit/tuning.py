@@ -57,7 +57,11 @@ def search_space(model: Union[str, Type]) -> Space:
 
 
 def _suggest(trial: Any, name: str, spec: Tuple[Any, ...]) -> Any:
-    kind = spec[0] if spec else None
+    kind = spec[0] if isinstance(spec, (tuple, list)) and spec else None
+    numeric = kind in ("log", "float", "int")
+    if numeric and not (len(spec) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                for v in spec[1:])):
+        kind = None  # a malformed range: named below
     if kind == "log":
         return trial.suggest_float(name, float(spec[1]), float(spec[2]), log=True)
     if kind == "float":
@@ -97,7 +101,9 @@ def _start_values(cls: Type, ds: Any, preset: Any, space: Space, widen: bool) ->
             inside = value in list(spec[1])
             if not inside and widen:
                 space[name], inside = ("choice", [*spec[1], value]), True
-        elif kind in ("log", "float", "int") and len(spec) == 3 and isinstance(value, (int, float)):
+        elif (kind in ("log", "float", "int") and len(spec) == 3
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, *spec[1:]))):
+            # (a malformed range is left alone here: _suggest names it in a ConfigError)
             inside = spec[1] <= value <= spec[2]
             if not inside and widen:
                 space[name], inside = (kind, min(spec[1], value), max(spec[2], value)), True

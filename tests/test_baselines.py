@@ -273,3 +273,5 @@ def test_tune_starts_from_the_preset_and_widens_the_default_space():
     assert own.result.record["tuning"]["space"]["lr"] == ["log", 1e-3, 1e-2]
     off = tune("lightgcn", ds, n_trials=1, preset="fast", start_from_preset=False, seed=0, **fixed)
     assert off.result.record["tuning"]["start"] == {} and off.best_params["lr"] <= 1e-2
+    with pytest.raises(ConfigError, match="'lr'"):  # a malformed range is named, not a ValueError
+        tune("lightgcn", ds, n_trials=1, space={"lr": ("log", "a", 1)}, **fixed)
