@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from .exceptions import ConfigError, GraphkitError
 from .training.result import FitResult
+from .utils import is_finite_real
 
 __all__ = ["tune", "TuneResult", "search_space"]
 
@@ -56,12 +57,19 @@ def search_space(model: Union[str, Type]) -> Space:
     return dict(space)
 
 
-def _suggest(trial: Any, name: str, spec: Tuple[Any, ...]) -> Any:
+def _kind(spec: Any) -> Optional[str]:
+    """The kind of a well-formed :data:`Space` entry (``"log"``, ``"float"``, ``"int"``,
+    ``"choice"``), ``None`` for a malformed one."""
     kind = spec[0] if isinstance(spec, (tuple, list)) and spec else None
-    numeric = kind in ("log", "float", "int")
-    if numeric and not (len(spec) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                for v in spec[1:])):
-        kind = None  # a malformed range: named below
+    if kind in ("log", "float", "int"):
+        return kind if len(spec) == 3 and all(is_finite_real(v) for v in spec[1:]) else None
+    if kind == "choice":
+        return kind if len(spec) == 2 and isinstance(spec[1], (list, tuple)) else None
+    return None
+
+
+def _suggest(trial: Any, name: str, spec: Tuple[Any, ...]) -> Any:
+    kind = _kind(spec)
     if kind == "log":
         return trial.suggest_float(name, float(spec[1]), float(spec[2]), log=True)
     if kind == "float":
@@ -94,16 +102,14 @@ def _start_values(cls: Type, ds: Any, preset: Any, space: Space, widen: bool) ->
     space, start = dict(space), {}
     for name, spec in space.items():
         value = merged.get(name, init[name].default if name in init else inspect.Parameter.empty)
-        if value is inspect.Parameter.empty or value is None or not spec:
+        kind = _kind(spec)  # a malformed entry is left alone here: _suggest names it in a ConfigError
+        if value is inspect.Parameter.empty or value is None or kind is None:
             continue
-        kind = spec[0]
         if kind == "choice":
             inside = value in list(spec[1])
             if not inside and widen:
                 space[name], inside = ("choice", [*spec[1], value]), True
-        elif (kind in ("log", "float", "int") and len(spec) == 3
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, *spec[1:]))):
-            # (a malformed range is left alone here: _suggest names it in a ConfigError)
+        elif is_finite_real(value):
             inside = spec[1] <= value <= spec[2]
             if not inside and widen:
                 space[name], inside = (kind, min(spec[1], value), max(spec[2], value)), True
