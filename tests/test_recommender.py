@@ -495,6 +495,17 @@ def test_random_frames_raise_only_graphkit_errors(tmp_path_factory, rows, duplic
         pass
 
 
+def test_warm_start_keeps_the_trained_rows_of_a_model_that_initialises_in_prepare(df):
+    """fit(..., warm_start=True) copies the trained rows into the new model; LightGCN(init="svd")
+    must not then replace them by a fresh SVD start in prepare() (it did: the refit began from
+    the SVD, not from the fitted model)."""
+    rec = Recommender(epochs=2, validation=None, embedding_dim=8, num_layers=1, init="svd", lr=0.05).fit(df)
+    trained = rec.model_.embedding.weight.detach().clone()
+    rec.set_params(epochs=0)
+    rec.fit(df, warm_start=True)
+    assert torch.equal(rec.model_.embedding.weight.detach(), trained)
+
+
 def test_load_keeps_the_trained_weights_of_a_model_that_initialises_in_prepare(tmp_path, df):
     """LightGCN(init="svd") sets its weights in prepare(); load must not overwrite the saved
     (trained) ones with a fresh SVD start (model_ feeds warm starts and re-saves)."""

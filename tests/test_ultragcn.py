@@ -441,3 +441,55 @@ def test_trainer_negatives_follow_the_option(mode, monkeypatch):
         assert hits == 0
     else:
         assert abs(hits - expected) < 0.15 * expected, (hits, expected)
+
+
+# --------------------------------------------------------------------------- 7. SVD warm start
+def _dense_low_rank(R: sp.csr_matrix, d: int) -> np.ndarray:
+    """The best rank-d approximation of D_u^-1/2 R D_i^-1/2, from numpy's dense SVD."""
+    D = R.toarray()
+    du, di = D.sum(1), D.sum(0)
+    Rn = np.where(du[:, None] > 0, du[:, None], 1) ** -0.5 * D * np.where(di[None, :] > 0, di[None, :], 1) ** -0.5
+    P, s, Qt = np.linalg.svd(Rn)
+    return (P[:, :d] * s[:d]) @ Qt[:d]
+
+
+def test_svd_start_is_the_scaled_rank_k_approximation():
+    """init="svd": prepare() sets users c·PΣ^½ and items c·QΣ^½, so scores before training are
+    c²·(best rank-d approximation of R̃), checked against numpy's dense SVD (sign-free), with
+    rows of the normal draw's mean norm initial_weight·√d; the normal init stays the default."""
+    R, d = small_matrix(), 3
+    m = prepared_model(R, embedding_dim=d, initial_weight=0.05, init="svd")
+    ue, ie = (t.detach().double().numpy() for t in m.embeddings())
+    low = _dense_low_rank(R, d)
+    prod = ue @ ie.T
+    c2 = (prod * low).sum() / (low * low).sum()
+    np.testing.assert_allclose(prod, c2 * low, atol=1e-5 * np.abs(prod).max())
+    norms = np.linalg.norm(np.concatenate([ue, ie]), axis=1)
+    assert norms.mean() == pytest.approx(0.05 * d ** 0.5, rel=1e-5)
+    normal = prepared_model(R, embedding_dim=d, initial_weight=0.05)
+    assert not np.allclose(normal.embeddings()[0].numpy() @ normal.embeddings()[1].numpy().T, c2 * low, atol=1e-3)
+    assert "init" not in normal.hparams() and m.hparams()["init"] == "svd"
+    with pytest.raises(ConfigError, match="init"):
+        UltraGCN(3, 4, init="xavier")
+    with pytest.raises(ConfigError, match="svd"):
+        prepared_model(R, embedding_dim=7, init="svd")  # rank 7 = min(U, I): no truncated SVD
+
+
+def test_svd_start_never_replaces_loaded_or_trained_weights():
+    """The start applies once, to the constructor's draw: not again on a later prepare(), not
+    over weights loaded from a state dict; reset_parameters() re-arms it."""
+    R = small_matrix()
+    m = prepared_model(R, embedding_dim=3, init="svd")
+    svd_rows = m.user_embedding.weight.detach().clone()
+    with torch.no_grad():
+        m.user_embedding.weight.add_(1.0)          # "trained"
+    trained = m.state_dict()
+    m.prepare(R, None)
+    assert torch.equal(m.user_embedding.weight, trained["user_embedding.weight"])
+    back = UltraGCN(U_SMALL, I_SMALL, embedding_dim=3, init="svd")
+    back.load_state_dict(trained)
+    back.prepare(R, None)
+    assert torch.equal(back.user_embedding.weight, trained["user_embedding.weight"])
+    back.reset_parameters()
+    back.prepare(R, None)
+    assert torch.allclose(back.user_embedding.weight, svd_rows)

@@ -27,6 +27,11 @@ class RecommenderModel(nn.Module):
             ``epochs``, ...) that the trainer uses unless overridden.
 
     Attributes:
+        fresh_weights: True while the weights are the constructor's (or ``reset_parameters``')
+            random draw.  A model with a data-dependent start (``init="svd"``) applies it in
+            :meth:`prepare` only then, so preparing a loaded, resumed or warm-started model
+            keeps its weights.  Loading a state dict clears it; code that writes weights
+            another way calls :meth:`keep_weights`.
         negative_sampling: where the trainer draws negatives from: ``"exclude_positives"``
             (uniform over the items the user has no training interaction with; the default)
             or ``"all_items"`` (uniform over all items).  A model may make it a constructor
@@ -43,6 +48,7 @@ class RecommenderModel(nn.Module):
             raise ConfigError(f"num_users and num_items must be positive, got {num_users} and {num_items}")
         self.num_users = int(num_users)
         self.num_items = int(num_items)
+        self.fresh_weights = True
 
     # -- to implement --------------------------------------------------------
     def prepare(self, train: sp.csr_matrix, graph: Graph) -> None:
@@ -82,6 +88,14 @@ class RecommenderModel(nn.Module):
         if items is None:
             return u @ ie.T
         return u @ ie[items.to(ie.device)].T
+
+    def keep_weights(self) -> None:
+        """Mark the current weights as set (copied, trained): :meth:`prepare` keeps them."""
+        self.fresh_weights = False
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.fresh_weights = False   # loaded weights are never replaced by a data-dependent start
 
     def hparams(self) -> Dict[str, Any]:
         """The constructor arguments of this instance (for result records and saving)."""

@@ -17,6 +17,7 @@ from ..exceptions import ConfigError, GraphError
 from ..graph import Graph, _csr_tensor, csr_gather
 from ..utils import is_finite_real
 from .base import RecommenderModel
+from .svd_start import svd_start
 
 
 class _Propagate(torch.autograd.Function):
@@ -204,6 +205,7 @@ class LightGCN(RecommenderModel):
             nn.init.xavier_uniform_(w[self.num_users:])
         else:
             nn.init.normal_(w, std=self.init_std)
+        self.fresh_weights = True   # init="svd" replaces this draw in the next prepare()
 
     def hparams(self) -> Dict[str, Any]:
         """The constructor arguments of this instance, without ``init`` when it is the default
@@ -228,7 +230,7 @@ class LightGCN(RecommenderModel):
                 f"sizes, got {graph!r}"
             )
         self.graph = graph
-        if self.init == "svd" and train is not None:
+        if self.init == "svd" and train is not None and self.fresh_weights:
             self.svd_warm_start(train)
         self._adj = graph.adjacency("sym")
         self._indptr_np = graph.indptr.cpu().numpy()
@@ -237,36 +239,18 @@ class LightGCN(RecommenderModel):
 
     @torch.no_grad()
     def svd_warm_start(self, train: sp.csr_matrix, seed: int = 0) -> None:
-        """Set the ego embeddings from the truncated SVD of the normalised interactions (``init="svd"``).
+        """Set the ego embeddings from the truncated SVD of the normalised interactions (``init="svd"``;
+        :func:`graphkit.models.svd_start.svd_start`, rows scaled to the mean norm of ``N(0, init_std²)`` rows).
 
         Args:
             train: the ``[U, I]`` training matrix.
             seed: seed of the SVD solver's start vector (the result is deterministic).
         """
-        from scipy.sparse.linalg import svds
-
-        R = sp.csr_matrix(train, dtype=np.float64)
-        if R.shape != (self.num_users, self.num_items):
-            raise GraphError(f"training matrix has shape {R.shape}, the model was built for "
-                             f"({self.num_users}, {self.num_items})")
-        R.data[:] = 1.0
-        du = np.asarray(R.sum(1)).ravel()
-        di = np.asarray(R.sum(0)).ravel()
-        inv_u = np.where(du > 0, 1.0 / np.sqrt(np.maximum(du, 1e-300)), 0.0)
-        inv_i = np.where(di > 0, 1.0 / np.sqrt(np.maximum(di, 1e-300)), 0.0)
-        Rn = sp.diags(inv_u) @ R @ sp.diags(inv_i)
-        k = self.embedding_dim
-        if k >= min(R.shape):
-            raise ConfigError(f"init='svd' needs embedding_dim < min(num_users, num_items) = {min(R.shape)}")
-        v0 = np.random.default_rng(seed).standard_normal(min(R.shape))
-        P, sigma, Qt = svds(Rn, k=k, v0=v0)
-        half = np.sqrt(np.maximum(sigma, 0.0))
-        users, items = P * half, Qt.T * half
-        rows = np.concatenate([users, items])
-        target = self.init_std * np.sqrt(k)  # the mean row norm of N(0, init_std^2) rows
-        rows *= target / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
+        users, items = svd_start(train, self.embedding_dim, self.init_std * np.sqrt(self.embedding_dim),
+                                 seed=seed, shape=(self.num_users, self.num_items))
         w = self.embedding.weight
-        w.copy_(torch.from_numpy(rows.astype(np.float32)).to(w.device))
+        w.copy_(torch.from_numpy(np.concatenate([users, items])).to(w.device))
+        self.keep_weights()
 
     def _require_graph(self) -> Graph:
         if self.graph is None:

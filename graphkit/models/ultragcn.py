@@ -21,12 +21,15 @@ from torch import Tensor, nn
 from ..exceptions import ConfigError, TrainingError
 from ..graph import Graph
 from .base import RecommenderModel
+from .svd_start import svd_start
 
 __all__ = ["UltraGCN", "degree_weights", "item_item_neighbors"]
 
 #: Values of ``UltraGCN(negative_sampling=...)``: exclude the user's training items from the
 #: negatives (graphkit's sampler), or draw them from all items (the authors' configs).
 NEGATIVE_SAMPLING = ("exclude_positives", "all_items")
+#: Values of ``UltraGCN(init=...)``: the paper's normal draw, or the SVD warm start.
+INITS = ("normal", "svd")
 
 # Estimated peak working memory of item_item_neighbors per stored entry of a G-chunk
 # (sparse product, index arrays, weights, sort permutation and temporaries of the NumPy
@@ -361,6 +364,12 @@ class UltraGCN(RecommenderModel):
             ``"all_items"``: uniform over all I items, so a user's own training items can
             come up as negatives, as in the authors' configs for gowalla, yelp2018,
             amazon-book and ml-1m (``sampling_sift_pos = no``); every preset uses it.
+        init: ``"normal"`` (default, the paper's): both tables from ``N(0, initial_weight²)``.
+            ``"svd"`` (a warm start, not in the paper): :meth:`prepare` sets users
+            ``c·P Σ^{1/2}`` and items ``c·Q Σ^{1/2}`` from the rank-``d`` truncated SVD of
+            ``D_u^{-1/2} R D_i^{-1/2}``, ``c`` giving the rows the mean norm of the normal draw's
+            rows, so scores start from a spectral low-pass of the interactions instead of noise
+            (:mod:`graphkit.models.svd_start`).  A loaded or warm-started model keeps its weights.
 
     Buffers (filled by :meth:`prepare`): ``beta_user [U]``, ``beta_item [I]``
     (β_{u,i} = beta_user[u]·beta_item[i]), ``item_neighbors [I, K] int64``,
@@ -459,6 +468,7 @@ class UltraGCN(RecommenderModel):
         chunk_size: int = 1024,
         chunk_memory_mb: float = 256.0,
         negative_sampling: str = "exclude_positives",
+        init: str = "normal",
     ) -> None:
         super().__init__(num_users, num_items)
         self.embedding_dim = _check_int("embedding_dim", embedding_dim, minimum=1)
@@ -477,6 +487,9 @@ class UltraGCN(RecommenderModel):
             raise ConfigError(f"negative_sampling must be one of {', '.join(map(repr, NEGATIVE_SAMPLING))}, "
                               f"got {negative_sampling!r}")
         self.negative_sampling = str(negative_sampling)
+        if init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+        self.init = str(init)
 
         self.user_embedding = nn.Embedding(self.num_users, self.embedding_dim)
         self.item_embedding = nn.Embedding(self.num_items, self.embedding_dim)
@@ -491,18 +504,22 @@ class UltraGCN(RecommenderModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Re-draw both embedding tables from N(0, initial_weight²) (prepared buffers are kept)."""
+        """Re-draw both embedding tables from N(0, initial_weight²) (prepared buffers are kept;
+        with ``init="svd"`` the next :meth:`prepare` replaces the draw by the SVD start)."""
         nn.init.normal_(self.user_embedding.weight, std=self.initial_weight)
         nn.init.normal_(self.item_embedding.weight, std=self.initial_weight)
+        self.fresh_weights = True
 
     def hparams(self) -> Dict[str, Any]:
         """The constructor arguments of this instance, without ``negative_sampling`` when it is
-        the default ``"exclude_positives"`` (the only behaviour before the option existed):
-        run records and resumable checkpoints written earlier then still match (the trainer
-        refuses to resume when the hyper-parameters differ)."""
+        the default ``"exclude_positives"`` and without ``init`` when it is ``"normal"`` (the only
+        behaviours before the options existed): run records and resumable checkpoints written
+        earlier then still match (the trainer refuses to resume when the hyper-parameters differ)."""
         out = super().hparams()
         if out.get("negative_sampling") == "exclude_positives":
             del out["negative_sampling"]
+        if out.get("init") == "normal":
+            del out["init"]
         return out
 
     # ------------------------------------------------------------------ data-dependent state
@@ -518,6 +535,7 @@ class UltraGCN(RecommenderModel):
         Raises:
             ConfigError: when the matrix shape is not ``(num_users, num_items)``.
         """
+        given = train is not None
         if train is None:
             if graph is None:
                 raise ConfigError("prepare() needs the training matrix or the training graph, got neither")
@@ -539,6 +557,24 @@ class UltraGCN(RecommenderModel):
             self.prepared.fill_(True)
         self._ready = True
         self._train_nnz = int(R.nnz)  # positives per epoch, for fold_in_users' default L2 weight
+        if self.init == "svd" and given and self.fresh_weights:
+            self.svd_warm_start(R)
+
+    @torch.no_grad()
+    def svd_warm_start(self, train: sp.csr_matrix, seed: int = 0) -> None:
+        """Set both embedding tables from the truncated SVD of the normalised interactions
+        (``init="svd"``; :func:`graphkit.models.svd_start.svd_start`), rows scaled to the mean
+        norm of ``N(0, initial_weight²)`` rows.
+
+        Args:
+            train: the ``[U, I]`` training matrix.
+            seed: seed of the SVD solver's start vector (the result is deterministic).
+        """
+        users, items = svd_start(train, self.embedding_dim, self.initial_weight * math.sqrt(self.embedding_dim),
+                                 seed=seed, shape=(self.num_users, self.num_items))
+        for table, rows in ((self.user_embedding.weight, users), (self.item_embedding.weight, items)):
+            table.copy_(torch.from_numpy(rows).to(table.device, table.dtype))
+        self.keep_weights()
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)

@@ -316,8 +316,9 @@ class Recommender:
             warm_start: start from the current model (ignored when not fitted yet).  The
                 new data replaces the old (pass old and new rows together to add data);
                 users and items present before keep their embedding rows (matched by raw
-                id), new ones are initialised as the model's own initialisation does,
-                the graph is rebuilt from the new data and training continues with a
+                id), new ones are initialised as the model's own initialisation does
+                (its random draw: a data-dependent start such as ``init="svd"`` is not
+                re-applied, since it would overwrite the kept rows), the graph is rebuilt from the new data and training continues with a
                 fresh optimizer.  The model class and its embedding sizes must not change.
 
         Raises:
@@ -461,6 +462,8 @@ class Recommender:
                     src = torch.from_numpy(keep + off_o).to(po.device)
                     dst = torch.from_numpy(pos[keep] + off_n).to(pn.device)
                     pn.index_copy_(0, dst, po.index_select(0, src).to(pn.device, pn.dtype))
+        if hasattr(new, "keep_weights"):
+            new.keep_weights()  # prepare() must not replace the copied rows by a data-dependent start (init="svd")
 
     def _set_serving(self, ue: torch.Tensor, ie: torch.Tensor) -> None:
         """Keep the final embeddings used by recommend / score / similar_items."""
