@@ -23,9 +23,13 @@ in docs/models/lightgcn.md.
 
 UltraGCN on ml-1m (2026-12-06, same machine, seed 7, 300 s): indices 0-3 were run; index 2
 (batch 4,096, lr 4e-3, 100 negatives) won with validation recall@20 0.1810 against 0.1395 for
-the paper preset itself (index 3) and is ``UltraGCN.fast_presets["ml-1m"]``; the table is in
-docs/models/ultragcn.md.  (A nice-19 compiler build ran beside these runs: load average 2.3-3.2
-with the runs' own 2 threads.)
+the paper preset itself (index 3) and became ``UltraGCN.fast_presets["ml-1m"]``.  (A nice-19
+compiler build ran beside these runs: load average 2.3-3.2 with the runs' own 2 threads.)  Round
+2 (``--only 2 4 5 --out runs/fast_ultragcn_ml1m_r2.jsonl``, idle cores, load 1.9-2.1): index 5
+(the SVD warm start at initial_weight 1e-2) 0.2319, index 2 rerun 0.1898, index 4 (SVD at the
+preset's norm) 0.1734; round 3 (``--only 6``, same out file): index 6 (1e-2 without the SVD)
+0.2025, more than 0.002 below index 5, so index 5 is ``UltraGCN.fast_presets["ml-1m"]``; the
+table is in docs/models/ultragcn.md.
 """
 from __future__ import annotations
 

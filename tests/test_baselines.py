@@ -170,7 +170,9 @@ def test_ultragcn_fast_recipe_is_for_ml1m_only():
     from graphkit.models import UltraGCN
 
     fast, paper = preset_for(UltraGCN, "ml-1m", "fast"), preset_for(UltraGCN, "ml-1m", "paper")
-    assert fast["model"] == paper["model"]  # the recipe changes training only
+    # the recipe: the SVD warm start at ten times the preset's init norm, and round 1's training changes
+    assert fast["model"] == {**paper["model"], "init": "svd", "initial_weight": 1e-2}
+    UltraGCN(5, 6, **fast["model"])
     assert fast["train"] == {**paper["train"], "batch_size": 4096, "lr": 4e-3, "num_negatives": 100}
     with pytest.raises(ConfigError, match="no fast recipe for 'gowalla'.*ml-1m"):
         preset_for(UltraGCN, "gowalla", "fast")
