@@ -260,6 +260,20 @@ def plot(done: Dict[str, Dict[str, Any]], dsets: List[str], methods: List[str], 
     fig.savefig(path, dpi=120)
 
 
+def check_dependencies(methods: List[str]) -> None:
+    """Exit 2 with one line before any run when a method's optional extra is missing
+    (an hour-long invocation once lost its ALS baseline to a missing ``implicit``)."""
+    from graphkit.exceptions import ConfigError
+    from graphkit.models import get_model
+
+    for m in methods:
+        try:
+            get_model(METHODS[m]["model"]).check_dependencies()
+        except ConfigError as exc:
+            print(f"bench_time_to_quality: {m}: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["gowalla", "ml-1m"])
@@ -275,6 +289,8 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     args.max_budget = {k: float(v) for k, v in (x.split("=", 1) for x in args.max_budget)}
+    if not args.table_only:
+        check_dependencies(args.methods)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "runs.jsonl"

@@ -1,5 +1,6 @@
 """Recommendation baselines (popularity, EASE, ALS), epoch callbacks, preset="fast" and graphkit.tune."""
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -94,6 +95,17 @@ def test_als_without_implicit_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ConfigError, match=r"graphkit\[baselines\]"):
         ALS(5, 5).fit_interactions(tiny_matrix(U=5, I=5))
+
+
+def test_fit_reports_a_missing_extra_before_loading_data(monkeypatch):
+    # Without the early check the dataset is loaded (here the patched loader fails the test)
+    # and, for a real dataset, prepared before ALS finds implicit missing.
+    for mod in ("implicit", "implicit.cpu", "implicit.cpu.als"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    monkeypatch.setattr(graphkit.datasets, "load", lambda *a, **k: pytest.fail("data loaded before the check"))
+    with pytest.raises(ConfigError, match="implicit"):
+        graphkit.fit("als", dataset="no-such-dataset")
+    graphkit.models.get_model("lightgcn").check_dependencies()  # needs nothing: no error
 
 
 # ----------------------------------------------------------------------------- through graphkit.fit

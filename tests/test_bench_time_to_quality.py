@@ -23,3 +23,19 @@ def test_every_epoch_keeps_the_presets_early_stopping_window_in_epochs(method, d
 def test_only_budget_scheduled_methods_get_one_run_per_budget():
     assert ttq.follows_budget(SimpleNamespace(name="gowalla"), "lightgcn-fast")
     assert not ttq.follows_budget(SimpleNamespace(name="gowalla"), "lightgcn-paper")
+
+
+def test_a_missing_extra_stops_the_invocation_before_any_run(monkeypatch, tmp_path, capsys):
+    # An hour-long invocation (LightGCN paper preset, then ALS) once lost its baselines to a
+    # missing `implicit` after the first run; now it exits 2 with one line up front.
+    for mod in ("implicit", "implicit.cpu", "implicit.cpu.als"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    monkeypatch.setattr(ttq.graphkit.datasets, "load", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(sys, "argv", ["bench_time_to_quality.py", "--datasets", "ml-1m", "--methods",
+                                      "lightgcn-paper", "als", "--out", str(tmp_path / "ttq")])
+    with pytest.raises(SystemExit) as exc:
+        ttq.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench_time_to_quality: als:") and "implicit" in err[0]
+    assert not (tmp_path / "ttq" / "runs.jsonl").exists()

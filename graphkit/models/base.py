@@ -50,6 +50,13 @@ class RecommenderModel(nn.Module):
         self.num_items = int(num_items)
         self.fresh_weights = True
 
+    @classmethod
+    def check_dependencies(cls) -> None:
+        """Raise :class:`~graphkit.exceptions.ConfigError` naming the missing optional package
+        when this model cannot run here (ALS without ``implicit``).  :func:`graphkit.fit` and the
+        benchmark scripts call it before loading any data, so a missing extra fails in a second,
+        not after an hour of other runs.  The base class needs nothing."""
+
     # -- to implement --------------------------------------------------------
     def prepare(self, train: sp.csr_matrix, graph: Graph) -> None:
         """Set up data-dependent state from the training interactions.

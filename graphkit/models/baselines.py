@@ -192,6 +192,11 @@ class ALS(FittedRecommender):
         self.register_buffer("user_factors", torch.zeros(self.num_users, self.factors))
         self.register_buffer("item_factors", torch.zeros(self.num_items, self.factors))
 
+    @classmethod
+    def check_dependencies(cls) -> None:
+        """Raise :class:`~graphkit.exceptions.ConfigError` when ``implicit`` is not installed."""
+        cls._implicit()
+
     @staticmethod
     def _implicit() -> Any:
         try:

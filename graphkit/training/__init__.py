@@ -100,6 +100,8 @@ def fit(
     from .. import datasets as gk_datasets
 
     cls, instance = _resolve_model(model)
+    if callable(getattr(cls, "check_dependencies", None)):
+        cls.check_dependencies()  # a missing optional extra fails before any data is loaded
     task = getattr(cls, "task", "recommendation")
     if isinstance(dataset, PurePath):
         dataset = str(dataset)
