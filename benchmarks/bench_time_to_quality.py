@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import math
 import os
@@ -262,7 +263,8 @@ def plot(done: Dict[str, Dict[str, Any]], dsets: List[str], methods: List[str], 
 
 def check_dependencies(methods: List[str]) -> None:
     """Exit 2 with one line before any run when a method's optional extra is missing
-    (an hour-long invocation once lost its ALS baseline to a missing ``implicit``)."""
+    (an hour-long invocation once lost its ALS baseline to a missing ``implicit``; ``main``
+    checks ``--plot``'s matplotlib the same way)."""
     from graphkit.exceptions import ConfigError
     from graphkit.models import get_model
 
@@ -291,6 +293,10 @@ def main() -> None:
     args.max_budget = {k: float(v) for k, v in (x.split("=", 1) for x in args.max_budget)}
     if not args.table_only:
         check_dependencies(args.methods)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("bench_time_to_quality: --plot needs matplotlib, an optional extra: pip install 'graphkit[plot]'",
+              file=sys.stderr)
+        raise SystemExit(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "runs.jsonl"

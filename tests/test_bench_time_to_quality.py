@@ -39,3 +39,18 @@ def test_a_missing_extra_stops_the_invocation_before_any_run(monkeypatch, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bench_time_to_quality: als:") and "implicit" in err[0]
     assert not (tmp_path / "ttq" / "runs.jsonl").exists()
+
+
+def test_plot_without_matplotlib_stops_before_any_run(monkeypatch, tmp_path, capsys):
+    # A 3,600-s invocation once ended in a traceback at its plot, after all its runs.
+    real = ttq.importlib.util.find_spec
+    monkeypatch.setattr(ttq.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(ttq.graphkit.datasets, "load", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(sys, "argv", ["bench_time_to_quality.py", "--datasets", "ml-1m", "--methods", "popularity",
+                                      "--out", str(tmp_path / "ttq"), "--plot", str(tmp_path / "c.png")])
+    with pytest.raises(SystemExit) as exc:
+        ttq.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matplotlib" in err[0]
