@@ -15,8 +15,8 @@ def test_cpu_model_reads_the_model_name(tmp_path):
 
 
 def test_cpu_device_description_carries_this_machines_model():
-    # platform.processor() says only "x86_64" on Linux: two sessions on an Intel Xeon and an AMD
-    # EPYC recorded the same device string, and their timings looked comparable.
+    # platform.processor() says only "x86_64" on Linux: sessions on two different CPUs recorded
+    # the same device string, and their timings looked comparable.
     path = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in path.read_text().splitlines()
              if line.split(":", 1)[0].strip() == "model name"] if path.exists() else []
